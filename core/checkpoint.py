@@ -1,0 +1,145 @@
+"""Checkpoints: weights (safetensors), training state (``torch.load(weights_only=True)``) and a
+manifest of checksums, written to a temporary folder and renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from hone.atomic import write_json, write_text
+from hone.errors import HoneError
+
+WEIGHTS = "model.safetensors"
+STATE = "training_state.pt"
+MANIFEST = "manifest.json"
+LATEST = "LATEST"
+
+
+class CheckpointError(HoneError):
+    """A checkpoint is missing, truncated or corrupted."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "python": list(random.getstate()[1]),
+        "python_pos": random.getstate()[2],
+        "numpy": np.random.get_state()[1].tolist(),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous, de-duplicated tensors (safetensors refuses shared storage, e.g. tied embeddings)."""
+    seen: dict[int, str] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    for name, tensor in model.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        key = tensor.untyped_storage().data_ptr() if tensor.numel() else id(tensor)
+        if key in seen and tensor.shape == tensors[seen[key]].shape:
+            continue
+        seen[key] = name
+        tensors[name] = tensor.detach().contiguous().cpu()
+    return tensors
+
+
+@dataclass
+class Checkpoints:
+    """The ``checkpoints/`` folder of a run: numbered checkpoints and a LATEST pointer."""
+
+    root: Path
+    keep: int = 2
+
+    def save(self, tag: str, model: torch.nn.Module, state: dict[str, Any]) -> Path:
+        final = self.root / tag
+        tmp = self.root / f".{tag}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file(state_dict_for_saving(model), str(tmp / WEIGHTS))
+        torch.save(state, tmp / STATE)
+        manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE)}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        for path in tmp.iterdir():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        history = [t for t in self.history() if t != tag] + [tag]
+        write_json(self.root / "history.json", history)
+        write_text(self.root / LATEST, tag + "\n")
+        for old in history[: -self.keep]:
+            shutil.rmtree(self.root / old, ignore_errors=True)
+        write_json(self.root / "history.json", history[-self.keep :])
+        return final
+
+    def history(self) -> list[str]:
+        path = self.root / "history.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def verify(self, tag: str) -> Path:
+        folder = self.root / tag
+        manifest_path = folder / MANIFEST
+        if not manifest_path.exists():
+            raise CheckpointError(f"{folder}: no {MANIFEST}; the checkpoint is incomplete")
+        manifest = json.loads(manifest_path.read_text())
+        for name, digest in manifest.items():
+            path = folder / name
+            if not path.exists():
+                raise CheckpointError(f"{path}: missing from checkpoint")
+            if _sha256(path) != digest:
+                raise CheckpointError(f"{path}: checksum mismatch (truncated or corrupted)")
+        return folder
+
+    def latest_good(self, warn: Any = None) -> Path | None:
+        """The newest checkpoint whose files match their checksums; reports and skips bad ones."""
+        for tag in reversed(self.history()):
+            try:
+                return self.verify(tag)
+            except CheckpointError as error:
+                if warn:
+                    warn(f"{error}; falling back to the previous checkpoint")
+        return None
+
+
+def load_checkpoint(folder: Path, model: torch.nn.Module) -> dict[str, Any]:
+    """Load weights into ``model`` and return the training state (never unpickles arbitrary objects)."""
+    weights = load_file(str(folder / WEIGHTS))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    unexpected = [k for k in unexpected if k in weights]
+    if unexpected:
+        raise CheckpointError(f"{folder / WEIGHTS}: weights do not fit the model (unexpected: {unexpected[:5]})")
+    try:
+        return torch.load(folder / STATE, weights_only=True, map_location="cpu")
+    except Exception as error:
+        raise CheckpointError(f"{folder / STATE}: refused to load ({type(error).__name__}: {error})") from None

@@ -1,0 +1,114 @@
+"""The ``hone`` command. Heavy modules (torch, transformers) are imported only by commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from hone import __version__
+from hone.errors import HoneError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hone", description="Evaluate and optimise transformer models. Every component is a plugin.")
+    parser.add_argument("--version", action="version", version=f"hone {__version__}")
+    parser.add_argument("--plugins-dir", action="append", default=[], metavar="DIR", help="load plain .py plugins from DIR (repeatable; also $HONE_PLUGINS_DIR)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("plugins", help="list installed plugins and their components")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("validate", help="check a run spec and report every problem")
+    p.add_argument("spec", type=Path)
+
+    sub.add_parser("schema", help="print the JSON Schema of run specs (with installed plugins' parameters)")
+
+    p = sub.add_parser("run", help="run a spec: train, evaluate, ... into a run directory")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--out", type=Path, help="run directory (default: <output_dir>/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("predict", help="predict with a run directory or a saved model: JSONL in, JSONL out")
+    p.add_argument("source", help="run directory, model folder or Hub name")
+    p.add_argument("--input", "-i", default="-", help="JSONL file, or - for standard input")
+    p.add_argument("--output", "-o", default="-", help="JSONL file, or - for standard output")
+    p.add_argument("--task", help="task name when SOURCE is not a run directory")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threshold", type=float, default=0.0, help="NER: drop spans scoring below this")
+    p.add_argument("--min-span-length", type=int, default=1, help="NER: drop spans of fewer words")
+    p.add_argument("--max-new-tokens", type=int, default=20, help="causal LM: tokens to generate")
+    p.add_argument("--device", default="auto")
+    return parser
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from hone.plugins import load_plugins
+
+    host = load_plugins(args.plugins_dir, warn=False)
+    rows = [info.as_dict() for info in host.plugins]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else row["source"]
+        print(f"{row['name']}  [{row['status']}]  {origin}  ({row['module']})")
+        for kind, names in sorted(row["components"].items()):
+            print(f"    {kind}: {', '.join(names)}")
+        if row["error"]:
+            print(f"    error: {row['error']}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from hone.validation import load_spec
+
+    spec, _ = load_spec(args.spec, plugins_dirs=args.plugins_dir)
+    print(f"{args.spec}: valid ({len(spec.stages)} stage{'s' if len(spec.stages) != 1 else ''}: {', '.join(spec.stage_names())})")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from hone.plugins import load_plugins
+    from hone.schema import spec_schema
+
+    print(json.dumps(spec_schema(load_plugins(args.plugins_dir, warn=False).registries), indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hone.validation import load_spec
+
+    spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
+    from hone.runner import run  # imports torch
+
+    run_dir = run(spec, host, out=args.out, resume=args.resume, quiet=args.quiet or not sys.stderr.isatty())
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hone.predict import predict_command
+
+    return predict_command(args)
+
+
+COMMANDS = {"plugins": _plugins, "validate": _validate, "schema": _schema, "run": _run, "predict": _predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"  # type: ignore[assignment]
+    try:
+        return COMMANDS[args.command](args)
+    except HoneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

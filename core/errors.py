@@ -1,0 +1,22 @@
+"""Errors a user sees: each names the file, field or line and what would be valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HoneError(Exception):
+    """Base class of errors reported to the user as one clean message (no traceback)."""
+
+
+class DataError(HoneError):
+    """Malformed input data, located by file and line."""
+
+    def __init__(self, path: str | Path, line: int | None, message: str) -> None:
+        self.path, self.line, self.message = str(path), line, message
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class ComponentError(HoneError):
+    """A plugin component raised at run time; names the plugin and its distribution."""

@@ -1,0 +1,65 @@
+"""One evaluation pass: loss, decoded predictions and every requested metric."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from hone.batching import eval_batches
+from hone.components import EvalOutput
+from hone.devices import autocast, model_inputs, to_device
+from hone.errors import ComponentError
+
+
+def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int) -> tuple[float, EvalOutput]:
+    """Run the model over ``features``; return the mean loss and predictions in the original order."""
+    model, task = ctx.model, ctx.task
+    was_training = model.training
+    model.eval()
+    total_loss, total_weight = 0.0, 0
+    slots: list[tuple[int, Any, Any, Any]] = []
+    with torch.inference_mode():
+        for indices in eval_batches([f["length"] for f in features], batch_size):
+            batch = to_device(task.collate([features[i] for i in indices], ctx.tokenizer), ctx.device)
+            with autocast(ctx.device, ctx.precision):
+                outputs = model(**model_inputs(batch))
+            loss = task.loss(outputs, batch)
+            labels = batch["labels"]
+            weight = int((labels != -100).sum()) if not labels.is_floating_point() else len(indices)
+            total_loss += float(loss) * weight
+            total_weight += weight
+            predictions, references, scores = task.decode(outputs, batch, ctx.labels)
+            for k, i in enumerate(indices):
+                if predictions:
+                    slots.append((i, predictions[k], references[k], scores[k] if scores else None))
+    model.train(was_training)
+    slots.sort(key=lambda slot: slot[0])
+    output = EvalOutput(
+        predictions=[s[1] for s in slots],
+        references=[s[2] for s in slots],
+        label_names=list(ctx.labels),
+        loss=total_loss / max(total_weight, 1),
+        scores=[s[3] for s in slots],
+    )
+    return output.loss or 0.0, output
+
+
+def compute_metrics(metrics: Sequence[tuple[str, Any]], output: EvalOutput) -> dict[str, Any]:
+    results: dict[str, Any] = {"loss": output.loss}
+    for name, metric in metrics:
+        try:
+            results.update(metric.compute(output))
+        except Exception as error:
+            raise ComponentError(f"metric '{name}' failed: {type(error).__name__}: {error}") from error
+    return results
+
+
+def evaluate(ctx: Any, split: str, metrics: Sequence[tuple[str, Any]], batch_size: int) -> dict[str, Any]:
+    _, output = predict_split(ctx, ctx.features[split], batch_size)
+    return compute_metrics(metrics, output)
+
+
+def scalars(results: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -1,0 +1,51 @@
+"""The run's append-only event log, and dispatch of events to callbacks."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hone.errors import ComponentError
+
+EVENTS = (
+    "run_start", "stage_start", "epoch_start", "step_end", "evaluation_done",
+    "checkpoint_saved", "epoch_end", "stage_end", "run_end", "run_failed",
+)
+
+
+class EventLog:
+    """Writes ``events.jsonl`` (one JSON object a line) and forwards each event to callbacks."""
+
+    def __init__(self, path: Path | None, callbacks: Sequence[tuple[str, Any]] = ()) -> None:
+        self.path = path
+        self.callbacks = list(callbacks)  # (component name, callback object)
+
+    def emit(self, event: str, **data: Any) -> None:
+        assert event in EVENTS, event
+        if self.path is not None:
+            line = json.dumps({"time": round(time.time(), 3), "event": event, **data}, default=str)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        for name, callback in self.callbacks:
+            method = getattr(callback, f"on_{event}", None)
+            if method is None:
+                continue
+            try:
+                method(event, data)
+            except Exception as error:
+                raise ComponentError(f"callback '{name}' failed on {event}: {type(error).__name__}: {error}") from error
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete event; a line cut short by a crash is skipped."""
+    events = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events

@@ -1,0 +1,64 @@
+"""The hooks a hone plugin may implement: one ``register_*`` hook per kind of component.
+
+Each hook receives a ``register`` callable (see :class:`hone.registry.Register`)::
+
+    register(name, factory, params=ParamsModel, aliases=("other-name",), doc="...")
+
+The host owns collection, aliases and duplicate checks. Factories must import heavy
+libraries (torch, transformers) inside their body, never at module import time.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from hone.registry import Register
+
+PROJECT = "hone"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register metrics: ``factory(params) -> Metric`` (see :class:`hone.components.Metric`)."""
+
+
+@hookspec
+def register_optimizers(register: Register) -> None:
+    """Register optimizers: ``factory(params, param_groups) -> torch.optim.Optimizer``."""
+
+
+@hookspec
+def register_schedulers(register: Register) -> None:
+    """Register LR schedulers: ``factory(params, optimizer, total_steps) -> Scheduler``."""
+
+
+@hookspec
+def register_compressors(register: Register) -> None:
+    """Register compressors: ``factory(params) -> Compressor`` (prune, quantize, cast...)."""
+
+
+@hookspec
+def register_distillers(register: Register) -> None:
+    """Register distillers: ``factory(params) -> Distiller`` (teacher-to-student losses)."""
+
+
+@hookspec
+def register_searchers(register: Register) -> None:
+    """Register searchers: ``factory(params, seed) -> optuna.samplers.BaseSampler``."""
+
+
+@hookspec
+def register_tasks(register: Register) -> None:
+    """Register tasks: ``factory(params) -> Task`` (model head, encoding, decoding, prediction)."""
+
+
+@hookspec
+def register_readers(register: Register) -> None:
+    """Register data readers: ``factory(params) -> Reader`` turning a file into examples."""
+
+
+@hookspec
+def register_callbacks(register: Register) -> None:
+    """Register callbacks: ``factory(params, run_dir) -> Callback`` receiving lifecycle events."""

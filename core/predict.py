@@ -1,0 +1,73 @@
+"""``hone predict``: JSONL in, JSONL out, from a run directory or a saved model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from hone.errors import DataError, HoneError
+from hone.plugins import PluginHost, load_plugins
+from hone.runner import HONE_JSON, MODEL_DIR, resolve_source  # noqa: E402  (imports torch)
+
+
+def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
+    """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
+    from hone.devices import pick_device
+    from hone.runner import quiet_transformers
+
+    quiet_transformers()
+    path = Path(source)
+    if (path / MODEL_DIR / HONE_JSON).exists():
+        path = path / MODEL_DIR
+    meta = json.loads((path / HONE_JSON).read_text()) if (path / HONE_JSON).exists() else {}
+    name = task_name or meta.get("task")
+    if name is None:
+        raise HoneError(f"{source}: not a hone run directory or model (no {HONE_JSON}); pass --task")
+    task = host.registries.get("task", name).build(meta.get("task_params") or {})
+    model_source = str(path) if path.exists() else resolve_source(source)
+    try:
+        model, tokenizer = task.load(model_source, meta.get("labels") or [])
+    except OSError as error:
+        raise HoneError(f"{source}: cannot load a model ({error})") from None
+    model.to(pick_device(device)).eval()
+    return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
+
+
+def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(name, number, f"invalid JSON: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise DataError(name, number, "each line must be a JSON object, e.g. {\"text\": \"...\"}")
+        yield record
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    host = load_plugins(args.plugins_dir)
+    task, model, tokenizer, labels = load_predictor(args.source, host, args.task, args.device)
+    options = {
+        "batch_size": args.batch_size, "threshold": args.threshold,
+        "min_span_length": args.min_span_length, "max_new_tokens": args.max_new_tokens,
+    }
+    source = sys.stdin if args.input == "-" else None
+    if source is None and not Path(args.input).exists():
+        raise HoneError(f"{args.input}: input file not found")
+    with (source or open(args.input, encoding="utf-8")) as handle:
+        records = list(read_records(handle, "<stdin>" if source else args.input))
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    try:
+        for start in range(0, len(records), args.batch_size):
+            for result in task.predict(model, tokenizer, records[start : start + args.batch_size], labels, options):
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0

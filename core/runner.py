@@ -1,0 +1,288 @@
+"""A run: data, task, model, then each stage in order, into a resumable run directory."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from hone.atomic import write_json, write_text, write_with
+from hone.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_state, state_dict_for_saving
+from hone.data import check_labels, load_splits
+from hone.devices import pick_device, pick_precision, seed_everything
+from hone.errors import HoneError
+from hone.evaluation import evaluate, scalars
+from hone.events import EventLog
+from hone.plugins import PluginHost
+from hone.progress import make_progress
+from hone.spec import RunSpec
+from hone.training import metric_objects, train_stage
+
+STATE = "state.json"
+MODEL_DIR = "model"
+HONE_JSON = "hone.json"
+
+
+def resolve_source(source: str) -> str:
+    """``pkg:<module>`` names an installed package whose ``get_model_path()`` gives a model folder."""
+    if source.startswith("pkg:"):
+        module_name = source[4:]
+        try:
+            return str(importlib.import_module(module_name).get_model_path())
+        except (ImportError, AttributeError) as error:
+            raise HoneError(f"model.source '{source}': cannot get a model path from package '{module_name}' ({error})") from None
+    return source
+
+
+def quiet_transformers() -> None:
+    """hone reports progress itself; transformers' load reports and bars would bury it."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+@dataclass
+class RunContext:
+    """Everything stages share: the model, the data, where results go."""
+
+    spec: RunSpec
+    host: PluginHost
+    run_dir: Path | None
+    task: Any
+    model: Any
+    tokenizer: Any
+    labels: list[str]
+    features: dict[str, list[dict[str, Any]]]
+    device: torch.device
+    precision: str
+    events: EventLog
+    checkpoints: Checkpoints | None
+    progress: Callable[..., Any]
+    rank: int = 0
+    world_size: int = 1
+    stop_after_step: int | None = None
+    _interrupt: list[bool] = field(default_factory=lambda: [False])
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def stage_names(self) -> list[str]:
+        return self.spec.stage_names()
+
+    def interrupted(self) -> bool:
+        return self._interrupt[0]
+
+    def _best_path(self, index: int) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "checkpoints" / f"best-stage{index}.safetensors"
+
+    def save_best(self, index: int, model: torch.nn.Module) -> None:
+        write_with(self._best_path(index), lambda p: save_file(state_dict_for_saving(model), str(p)))
+
+    def restore_best(self, index: int, model: torch.nn.Module) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+        model.load_state_dict(load_file(str(self._best_path(index))), strict=False)
+
+
+def _build_task(spec: RunSpec, host: PluginHost) -> Any:
+    component = host.registries.get("task", spec.task.name)
+    return component.build(spec.task.params)
+
+
+def _load_features(ctx_spec: RunSpec, host: PluginHost, task: Any, tokenizer: Any, labels: list[str], splits: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
+    if labels and "label" in (splits["train"] or [{}])[0]:
+        for name in ("validation", "test"):
+            check_labels(splits[name], labels, getattr(ctx_spec.data, name) or ctx_spec.data.path or name)
+    return {name: task.encode(examples, tokenizer, labels) for name, examples in splits.items() if examples}
+
+
+def save_model(run_dir: Path, model: torch.nn.Module, tokenizer: Any, spec: RunSpec, labels: list[str]) -> Path:
+    """The final model: loadable by ``hone predict`` and by plain transformers."""
+    import shutil
+
+    final, tmp = run_dir / MODEL_DIR, run_dir / f".{MODEL_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / HONE_JSON).write_text(json.dumps({"task": spec.task.name, "task_params": spec.task.params, "labels": labels}, indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def default_run_dir(spec: RunSpec, resume: bool) -> Path:
+    """``<output_dir>/<name>``, then ``<name>-2``, ...: a new one for a run, the newest for --resume."""
+    base = Path(spec.output_dir) / spec.name
+    existing = [base] if base.exists() else []
+    n = 2
+    while base.with_name(f"{spec.name}-{n}").exists():
+        existing.append(base.with_name(f"{spec.name}-{n}"))
+        n += 1
+    if resume:
+        return existing[-1] if existing else base
+    return base if not base.exists() else base.with_name(f"{spec.name}-{n}")
+
+
+def _prepare_run_dir(spec: RunSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
+    spec_data = spec.model_dump(mode="json")
+    if resume:
+        if not (run_dir / STATE).exists():
+            raise HoneError(f"{run_dir}: nothing to resume (no {STATE}); run without --resume")
+        saved = yaml.safe_load((run_dir / "spec.yaml").read_text())
+        if saved != spec_data:
+            changed = sorted(k for k in spec_data if saved.get(k) != spec_data[k])
+            raise HoneError(f"{run_dir}: the spec changed since the run started (fields: {', '.join(changed)}); use a new --out")
+        return json.loads((run_dir / STATE).read_text())
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise HoneError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "spec.yaml", yaml.safe_dump(spec_data, sort_keys=False))
+    return {"status": "running", "completed": [], "results": {}}
+
+
+def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool = False, quiet: bool = True) -> Path:
+    """Execute every stage of ``spec``; return the run directory."""
+    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    run_dir = Path(out) if out is not None else default_run_dir(spec, resume)
+    state = _prepare_run_dir(spec, run_dir, resume) if rank == 0 else {"completed": [], "results": {}}
+    if world_size > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo" if spec.device in ("auto", "cpu") and not torch.cuda.is_available() else "nccl")
+        dist.barrier()
+        if rank != 0:
+            state = json.loads((run_dir / STATE).read_text()) if resume else state
+    writer = rank == 0
+    callbacks = [(ref.name, host.registries.get("callback", ref.name).build(ref.params, run_dir)) for ref in spec.callbacks] if writer else []
+    events = EventLog(run_dir / "events.jsonl" if writer else None, callbacks)
+    state["status"] = "running"
+
+    def save_state() -> None:
+        if writer:
+            write_json(run_dir / STATE, state)
+
+    save_state()
+    try:
+        return _execute(spec, host, run_dir, state, save_state, events, resume, quiet, rank, world_size)
+    except HoneError as error:
+        state["status"] = "interrupted" if type(error).__name__ == "Interrupted" else "failed"
+        state["error"] = str(error)
+        save_state()
+        events.emit("run_failed", status=state["status"], error=str(error))
+        raise
+    except Exception as error:
+        state["status"], state["error"] = "failed", f"{type(error).__name__}: {error}"
+        save_state()
+        events.emit("run_failed", status="failed", error=state["error"])
+        raise
+
+
+def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, Any], save_state: Callable[[], None],
+             events: EventLog, resume: bool, quiet: bool, rank: int, world_size: int) -> Path:
+    writer = rank == 0
+    quiet_transformers()
+    seed_everything(spec.seed)
+    device = pick_device(spec.device)
+    precision = pick_precision(spec.precision, device)
+    splits = load_splits(spec.data, host.registries, spec.seed)
+    task = _build_task(spec, host)
+    labels = task.labels_from(splits["train"]) if splits["train"] else []
+    if spec.model.trust_remote_code:
+        warnings.warn(f"model.trust_remote_code is on: code from '{spec.model.source}' will run", stacklevel=2)
+    try:
+        model, tokenizer = task.load(resolve_source(spec.model.source), labels, trust_remote_code=spec.model.trust_remote_code, revision=spec.model.revision)
+    except OSError as error:
+        raise HoneError(f"model.source '{spec.model.source}': cannot load ({error})") from None
+    features = _load_features(spec, host, task, tokenizer, labels, splits)
+    model.to(device)
+    if world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    core = model.module if world_size > 1 else model
+    ctx = RunContext(
+        spec, host, run_dir, task, model, tokenizer, labels, features, device, precision, events,
+        Checkpoints(run_dir / "checkpoints") if writer else None, make_progress(quiet or not writer), rank, world_size,
+    )
+    checkpoints = Checkpoints(run_dir / "checkpoints")
+    resume_state: dict[str, Any] | None = None
+    if resume:
+        folder = checkpoints.latest_good(warn=lambda message: warnings.warn(message, stacklevel=2))
+        if folder is not None:
+            resume_state = load_checkpoint(folder, core)
+    events.emit("run_start", name=spec.name, device=str(device), precision=precision, resumed=resume,
+                torch=torch.__version__, sizes={k: len(v) for k, v in features.items()}, labels=labels)
+    previous = signal.signal(signal.SIGINT, lambda *_: ctx._interrupt.__setitem__(0, True)) if writer else None
+    try:
+        for index, stage in enumerate(spec.stages):
+            name = ctx.stage_names[index]
+            if index in state["completed"]:
+                continue
+            if stage.type == "train":
+                partial = resume_state if resume_state and resume_state["stage"] == index and not resume_state["done"] else None
+                if resume_state and resume_state["done"] and resume_state["stage"] == index - 1:
+                    set_rng_state(resume_state["rng"])
+                result = train_stage(ctx, index, stage, partial)
+                if writer:
+                    checkpoints.save(f"stage{index}-end", core, {"stage": index, "done": True, "rng": rng_state()})
+            else:
+                if stage.split not in features:
+                    raise HoneError(f"stage '{name}': there is no '{stage.split}' split; available: {', '.join(features)}")
+                events.emit("stage_start", stage=name, type="evaluate", split=stage.split)
+                results = evaluate(ctx, stage.split, metric_objects(ctx, stage.metrics), stage.batch_size)
+                events.emit("evaluation_done", stage=name, split=stage.split, metrics=scalars(results))
+                result = {stage.split: results}
+            state["completed"].append(index)
+            state["results"][name] = scalars_tree(result)
+            save_state()
+            if writer:
+                write_json(run_dir / "metrics.json", state["results"])
+            events.emit("stage_end", stage=name, result=scalars_tree(result, reports=False))
+        if world_size > 1:
+            state["distributed"] = replica_check(core, world_size)
+        if writer:
+            save_model(run_dir, core, tokenizer, spec, labels)
+        state["status"] = "completed"
+        save_state()
+        events.emit("run_end", status="completed", metrics=state["results"])
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return run_dir
+
+
+def replica_check(model: torch.nn.Module, world_size: int) -> dict[str, Any]:
+    """Every rank's parameter checksum: data-parallel replicas must hold identical weights."""
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        checksum = float(sum(p.double().sum() for p in model.parameters()))
+    checksums: list[Any] = [None] * world_size
+    dist.all_gather_object(checksums, checksum)
+    return {"world_size": world_size, "checksums": checksums, "in_sync": len(set(checksums)) == 1}
+
+
+def scalars_tree(result: dict[str, Any], reports: bool = True) -> dict[str, Any]:
+    """Keep JSON-friendly values; drop nested reports when ``reports`` is false."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out[key] = scalars_tree(value, reports) if reports or key in ("validation", "test", "train") else None
+        elif isinstance(value, (int, float, str, bool, list)) or value is None:
+            out[key] = value
+    return {k: v for k, v in out.items() if v is not None or reports}
+
+

@@ -1,0 +1,223 @@
+"""hone's training loop: one train stage, resumable at any optimizer step."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import time
+from typing import Any
+
+import torch
+
+from hone.batching import train_batches
+from hone.checkpoint import rng_state, set_rng_state
+from hone.devices import autocast, model_inputs, to_device
+from hone.errors import ComponentError, HoneError
+from hone.evaluation import evaluate, scalars
+from hone.spec import TrainStage
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+class TrainingError(HoneError):
+    """Training cannot go on (non-finite loss, bad freeze pattern, ...)."""
+
+
+class Interrupted(HoneError):
+    """Ctrl-C: a checkpoint was written; ``hone run --resume`` continues."""
+
+
+def apply_freezing(model: torch.nn.Module, stage: TrainStage) -> list[str]:
+    """Set ``requires_grad`` by the stage's patterns; return the trainable parameter names."""
+    names = [name for name, _ in model.named_parameters()]
+    for pattern in [*stage.freeze, *stage.train_only]:
+        if not fnmatch.filter(names, pattern):
+            raise TrainingError(f"pattern '{pattern}' matches no parameter; names look like: {', '.join(names[:3])}, ..., {names[-1]}")
+    trainable = []
+    for name, param in model.named_parameters():
+        frozen = any(fnmatch.fnmatch(name, p) for p in stage.freeze)
+        if stage.train_only:
+            frozen = frozen or not any(fnmatch.fnmatch(name, p) for p in stage.train_only)
+        param.requires_grad_(not frozen)
+        if not frozen:
+            trainable.append(name)
+    if not trainable:
+        raise TrainingError("every parameter is frozen: check `freeze` / `train_only`")
+    return trainable
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+
+
+def param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
+    """Weight decay on weights only, not on biases and norms."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith(NO_DECAY) else decay).append(param)
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def _build(ctx: Any, kind: str, ref: Any, *args: Any) -> Any:
+    component = ctx.host.registries.get(kind, ref.name)
+    try:
+        return component.build(ref.params, *args)
+    except Exception as error:
+        raise ComponentError(f"{kind} '{ref.name}' from {component.origin.describe()} failed: {type(error).__name__}: {error}") from error
+
+
+def metric_objects(ctx: Any, refs: Any) -> list[tuple[str, Any]]:
+    from hone.spec import MetricRef
+
+    refs = refs if refs is not None else [MetricRef(name=n) for n in ctx.task.default_metrics]
+    return [(ref.name, _build(ctx, "metric", ref)) for ref in refs]
+
+
+class EarlyStopper:
+    def __init__(self, stage: TrainStage) -> None:
+        self.config = stage.early_stopping
+        self.best: float | None = None
+        self.bad_evals = 0
+
+    def update(self, metrics: dict[str, float]) -> tuple[bool, bool]:
+        """Return (improved, should_stop)."""
+        if self.config is None:
+            return False, False
+        name = self.config.metric
+        if name not in metrics:
+            raise TrainingError(f"early_stopping.metric '{name}' is not reported; available: {', '.join(sorted(metrics))}")
+        value, sign = metrics[name], (1 if self.config.direction == "max" else -1)
+        if self.best is None or sign * (value - self.best) > self.config.min_delta:
+            self.best, self.bad_evals = value, 0
+            return True, False
+        self.bad_evals += 1
+        return False, self.bad_evals >= self.config.patience
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_evals": self.bad_evals}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_evals = state["best"], state["bad_evals"]
+
+
+def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one train stage (from ``resume`` state if given); return its validation results."""
+    model, task = ctx.model, ctx.task
+    name = ctx.stage_names[index]
+    core = model.module if hasattr(model, "module") else model
+    apply_freezing(core, stage)
+    if stage.dropout is not None:
+        set_dropout(core, stage.dropout)
+    features = ctx.features["train"]
+    lengths = [f["length"] for f in features]
+    world, rank = ctx.world_size, ctx.rank
+    batches_per_epoch = len(train_batches(lengths, stage.batch_size, 0, False)) // world
+    steps_per_epoch = max(1, math.ceil(batches_per_epoch / stage.gradient_accumulation_steps))
+    total_steps = steps_per_epoch * stage.epochs if stage.max_steps is None else min(stage.max_steps, steps_per_epoch * stage.epochs)
+    optimizer = _build(ctx, "optimizer", stage.optimizer, param_groups(core))
+    scheduler = _build(ctx, "scheduler", stage.scheduler, optimizer, total_steps)
+    metrics = metric_objects(ctx, stage.metrics)
+    stopper = EarlyStopper(stage)
+    has_eval = stage.eval_split in ctx.features and ctx.features[stage.eval_split]
+    if stage.early_stopping is not None and not has_eval:
+        raise TrainingError(f"stage '{name}': early_stopping needs a '{stage.eval_split}' split")
+    epoch, start_batch, step = 0, 0, 0
+    last_metrics: dict[str, Any] = {}
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        stopper.load(resume["early_stopping"])
+        epoch, start_batch, step = resume["epoch"], resume["batch"], resume["step"]
+        last_metrics = resume.get("last_metrics", {})
+        set_rng_state(resume["rng"])
+
+    def checkpoint(tag: str, epoch_: int, batch_: int) -> None:
+        if ctx.checkpoints is None or rank != 0:
+            return
+        state = {
+            "stage": index, "done": False, "epoch": epoch_, "batch": batch_, "step": step,
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "early_stopping": stopper.state(), "rng": rng_state(), "last_metrics": scalars(last_metrics),
+        }
+        folder = ctx.checkpoints.save(tag, core, state)
+        ctx.events.emit("checkpoint_saved", stage=name, epoch=epoch_, step=step, path=str(folder))
+
+    accumulation = stage.gradient_accumulation_steps
+    l1_params = [p for n, p in core.named_parameters() if p.requires_grad and not n.endswith(NO_DECAY)] if stage.l1 else []
+    ctx.events.emit("stage_start", stage=name, type="train", total_steps=total_steps, resumed_at_step=step or None)
+    model.train()
+    done, stop = step >= total_steps, False
+    while epoch < stage.epochs and not done:
+        batches = train_batches(lengths, stage.batch_size, ctx.seed * 1000 + index * 100 + epoch, stage.group_by_length)
+        batches = batches[rank::world][:batches_per_epoch]
+        ctx.events.emit("epoch_start", stage=name, epoch=epoch, batches=len(batches))
+        progress = ctx.progress(f"{name} epoch {epoch + 1}/{stage.epochs}", len(batches), start_batch)
+        window_loss, window_count, window_start, seen = 0.0, 0, time.perf_counter(), 0
+        for b in range(start_batch, len(batches)):
+            batch = to_device(task.collate([features[i] for i in batches[b]], ctx.tokenizer), ctx.device)
+            with autocast(ctx.device, ctx.precision):
+                outputs = model(**model_inputs(batch))
+            loss = task.loss(outputs, batch, stage.label_smoothing)
+            if stage.l1:
+                loss = loss + stage.l1 * sum(p.abs().sum() for p in l1_params)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingError(
+                    f"stage '{name}': loss is {loss_value} at epoch {epoch}, batch {b} (step {step}); "
+                    "lower the learning rate or check the data. The last good checkpoint is kept."
+                )
+            (loss / accumulation).backward()
+            window_loss += loss_value
+            window_count += 1
+            seen += len(batches[b])
+            if (b + 1) % accumulation and b + 1 != len(batches):
+                progress.advance(loss_value)
+                continue
+            if stage.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_([p for p in core.parameters() if p.requires_grad], stage.max_grad_norm)
+            optimizer.step()
+            if scheduler.interval == "step":
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            progress.advance(loss_value)
+            if step % stage.logging_steps == 0:
+                elapsed = time.perf_counter() - window_start
+                ctx.events.emit(
+                    "step_end", stage=name, epoch=epoch, step=step,
+                    metrics={"loss": window_loss / window_count, "lr": optimizer.param_groups[0]["lr"], "samples_per_s": seen / elapsed},
+                )
+                window_loss, window_count, window_start, seen = 0.0, 0, time.perf_counter(), 0
+            done = step >= total_steps
+            if ctx.interrupted() or (stage.checkpoint_steps and step % stage.checkpoint_steps == 0) or ctx.stop_after_step == step:
+                checkpoint(f"stage{index}-step{step:07d}", epoch, b + 1)
+                if ctx.interrupted() or ctx.stop_after_step == step:
+                    progress.close()
+                    raise Interrupted(f"interrupted at stage '{name}' step {step}; a checkpoint was saved: run again with --resume")
+            if done:
+                break
+        progress.close()
+        start_batch = 0
+        epoch += 1
+        if has_eval:
+            batch_size = stage.eval_batch_size or stage.batch_size * 2
+            last_metrics = evaluate(ctx, stage.eval_split, metrics, batch_size)
+            ctx.events.emit("evaluation_done", stage=name, epoch=epoch, step=step, split=stage.eval_split, metrics=scalars(last_metrics))
+            improved, stop = stopper.update(scalars(last_metrics))
+            if improved and stage.early_stopping and stage.early_stopping.restore_best and ctx.run_dir is not None and rank == 0:
+                ctx.save_best(index, core)
+            if scheduler.interval == "eval":
+                scheduler.step(scalars(last_metrics))
+        ctx.events.emit("epoch_end", stage=name, epoch=epoch, step=step)
+        checkpoint(f"stage{index}-epoch{epoch:03d}", epoch, 0)
+        if stop:
+            break
+    restored = bool(stage.early_stopping and stage.early_stopping.restore_best and stopper.best is not None)
+    if restored:
+        ctx.restore_best(index, core)
+    return {"validation": last_metrics, "steps": step, "early_stopped": stop if has_eval else False, "best": stopper.best, "restored_best": restored}
+

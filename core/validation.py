@@ -1,0 +1,172 @@
+"""Load a spec file and report every problem at once, each with its line and path."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hone.errors import HoneError
+from hone.plugins import PluginHost, load_plugins
+from hone.registry import Registries
+from hone.spec import ComponentRef, RunSpec
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    path: str
+    message: str
+    line: int | None = None
+
+
+class SpecError(HoneError):
+    """A spec with problems; ``issues`` lists every one."""
+
+    def __init__(self, file: str, issues: list[SpecIssue]) -> None:
+        self.file, self.issues = file, issues
+        lines = [f"{file}: {len(issues)} problem{'s' if len(issues) != 1 else ''}"]
+        for issue in issues:
+            where = f"{file}:{issue.line}" if issue.line else file
+            path = f" {issue.path}:" if issue.path else ""
+            lines.append(f"  {where}:{path} {issue.message}")
+        super().__init__("\n".join(lines))
+
+
+def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML or JSON; return the data and the YAML node tree used to find line numbers."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(str(path), [SpecIssue("", f"cannot read the spec: {error}")]) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise SpecError(str(path), [SpecIssue("", f"invalid JSON: {error.msg}", error.lineno)]) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise SpecError(str(path), [SpecIssue("", f"invalid YAML: {getattr(error, 'problem', error)}", line)]) from None
+    try:
+        nodes = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        nodes = None
+    if not isinstance(data, dict):
+        raise SpecError(str(path), [SpecIssue("", "a spec must be a mapping of fields (model, task, data, stages, ...)", 1)])
+    return data, nodes
+
+
+def _child(value: Any, node: yaml.Node | None, key: Any) -> tuple[Any, yaml.Node | None, bool]:
+    """Step into ``key``; the bool says whether ``key`` was a real step (not a union tag)."""
+    if isinstance(value, dict):
+        if key not in value and value.get("type") == key:
+            return value, node, False  # pydantic puts the discriminator's tag in the location
+        child_node = None
+        if isinstance(node, yaml.MappingNode):
+            child_node = next((v for k, v in node.value if k.value == str(key)), None) or next(
+                (k for k, _ in node.value if k.value == str(key)), None
+            )
+        return value.get(key), child_node, True
+    if isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+        child_node = node.value[key] if isinstance(node, yaml.SequenceNode) and key < len(node.value) else None
+        return value[key], child_node, True
+    return None, None, True
+
+
+def _locate(data: Any, nodes: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[str, int | None]:
+    """``('stages', 1, 'train', 'optimizer', 'lr')`` -> ``('stages[1].optimizer.lr', 12)``."""
+    path, value, node, line = "", data, nodes, None
+    for key in loc:
+        value, next_node, real = _child(value, node, key)
+        if not real:
+            continue
+        path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
+        node = next_node
+        if node is not None:
+            line = node.start_mark.line + 1
+    return path, line
+
+
+def _known_keys(loc: tuple[Any, ...], data: Any, registries: Registries | None) -> list[str]:
+    """Field names valid at the mapping that holds ``loc[-1]`` (for 'did you mean')."""
+    model: Any = RunSpec
+    value = data
+    for key in loc[:-1]:
+        value, _, real = _child(value, None, key)
+        if not real or isinstance(key, int):
+            continue
+        field = model.model_fields.get(key) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation, value)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    keys = list(model.model_fields)
+    if issubclass(model, ComponentRef) and registries is not None and isinstance(value, dict):
+        try:
+            keys += list(registries.get(model.kind, value.get("name", "")).params.model_fields)
+        except KeyError:
+            pass
+    return keys
+
+
+def _model_of(annotation: Any, value: Any) -> Any:
+    """The pydantic model inside an annotation such as ``list[Stage] | None``, picking a union by ``type``."""
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg, value)
+        if found is None:
+            continue
+        type_field = getattr(found, "model_fields", {}).get("type")
+        if type_field is None or not isinstance(value, dict) or value.get("type") in get_args(type_field.annotation):
+            return found
+    return None
+
+
+def issues_from(error: ValidationError, data: Any, nodes: yaml.Node | None, registries: Registries | None) -> list[SpecIssue]:
+    issues = []
+    for err in error.errors():
+        path, line = _locate(data, nodes, tuple(err["loc"]))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(tuple(err["loc"]), data, registries)
+            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            message = f"unknown field '{err['loc'][-1]}'." + (f" Did you mean '{close[0]}'?" if close else "")
+            if known:
+                message += f" Valid fields: {', '.join(sorted(known))}"
+        elif err["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        issues.append(SpecIssue(path, message, line))
+    return sorted(issues, key=lambda issue: issue.line or 0)
+
+
+def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None) -> RunSpec:
+    try:
+        return RunSpec.model_validate(data, context={"registries": registries})
+    except ValidationError as error:
+        raise SpecError(file, issues_from(error, data, nodes, registries)) from None
+
+
+def load_spec(path: str | Path, host: PluginHost | None = None, plugins_dirs: list[str] | None = None) -> tuple[RunSpec, PluginHost]:
+    """Read, load the spec's plugin folders (and ``plugins_dirs``), validate against every plugin, resolve paths."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(str(path), [SpecIssue("", "file not found")])
+    data, nodes = read_spec_file(path)
+    if host is None:
+        dirs = data.get("plugins_dir") or []
+        dirs = [dirs] if isinstance(dirs, str) else dirs
+        if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):
+            data["plugins_dir"] = dirs
+            host = load_plugins([*(plugins_dirs or []), *(path.parent / d for d in dirs)])
+        else:
+            host = load_plugins(plugins_dirs or [])
+    spec = validate_spec(data, host.registries, str(path), nodes)
+    return spec.resolve_paths(path.parent.resolve()), host

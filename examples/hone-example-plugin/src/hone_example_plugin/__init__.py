@@ -1,0 +1,65 @@
+"""An example hone plugin: the ``exact-match`` metric and the ``prune-small`` compressor.
+
+This module is what the ``hone.plugins`` entry point names, so ``hone plugins`` imports it:
+it holds only the params models and the hooks, and the factories import the heavy parts
+(torch, in :mod:`hone_example_plugin.compressors`) when a run needs them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hone.hookspecs import hookimpl
+from hone.registry import Register
+
+if TYPE_CHECKING:
+    from hone_example_plugin.compressors import PruneSmall
+    from hone_example_plugin.metrics import ExactMatch
+
+__version__ = "0.1.0"
+
+
+class ExactMatchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ignore_case: bool = Field(False, description="Compare text predictions case-insensitively.")
+    strip: bool = Field(True, description="Ignore leading and trailing whitespace of text predictions.")
+
+
+class PruneSmallParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float | None = Field(None, ge=0, description="Zero every Linear weight whose absolute value is below this.")
+    fraction: float | None = Field(
+        None, ge=0, le=1, description="Zero this fraction of all Linear weights, smallest absolute values first."
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> PruneSmallParams:
+        if (self.threshold is None) == (self.fraction is None):
+            raise ValueError("give exactly one of `threshold` or `fraction`")
+        return self
+
+
+def exact_match(params: ExactMatchParams) -> ExactMatch:
+    """Fraction of examples predicted exactly (for tag sequences: the whole sentence right)."""
+    from hone_example_plugin.metrics import ExactMatch
+
+    return ExactMatch(ignore_case=params.ignore_case, strip=params.strip)
+
+
+def prune_small(params: PruneSmallParams) -> PruneSmall:
+    """Magnitude pruning: zero the Linear weights below a threshold, or the smallest fraction."""
+    from hone_example_plugin.compressors import PruneSmall
+
+    return PruneSmall(threshold=params.threshold, fraction=params.fraction)
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    register("exact-match", exact_match, ExactMatchParams)
+
+
+@hookimpl
+def register_compressors(register: Register) -> None:
+    register("prune-small", prune_small, PruneSmallParams)

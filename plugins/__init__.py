@@ -1,0 +1,1 @@
+"""hone's built-in plugins, registered through the ``hone.plugins`` entry-point group."""

@@ -1,0 +1,353 @@
+"""Built-in metrics: classification (scikit-learn), entity-level F1 (seqeval), perplexity, regression.
+
+scikit-learn, seqeval and numpy are imported inside ``compute`` so that importing this module
+(which ``hone plugins`` does) stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hone.components import EvalOutput
+from hone.hookspecs import hookimpl
+from hone.registry import NoParams, Register
+
+Average = Literal["micro", "macro", "weighted", "binary"]
+Scheme = Literal["IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU"]
+
+
+def _check_lengths(predictions: Sequence[Any], references: Sequence[Any], what: str = "examples") -> None:
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references ({what} must pair up)")
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple))
+
+
+def _pairs(output: EvalOutput) -> tuple[list[Any], list[Any]]:
+    """Predictions and references, paired and checked; token tag sequences are flattened."""
+    predictions, references = list(output.predictions), list(output.references)
+    _check_lengths(predictions, references)
+    if not predictions:
+        raise ValueError("no predictions to score")
+    nested = [_is_sequence(p) or _is_sequence(r) for p, r in zip(predictions, references)]
+    if not any(nested):
+        return predictions, references
+    flat_p: list[Any] = []
+    flat_r: list[Any] = []
+    for i, (p, r) in enumerate(zip(predictions, references)):
+        if not (_is_sequence(p) and _is_sequence(r)):
+            raise ValueError(f"example {i}: mixing tag sequences with single labels")
+        if len(p) != len(r):
+            raise ValueError(f"example {i}: {len(p)} predicted tags but {len(r)} reference tags")
+        flat_p.extend(p)
+        flat_r.extend(r)
+    if not flat_p:
+        raise ValueError("no tags to score")
+    return flat_p, flat_r
+
+
+def _sorted_labels(values: set[Hashable]) -> list[Any]:
+    try:
+        return sorted(values)  # type: ignore[type-var]
+    except TypeError:  # mixed types (e.g. 1 and "1") have no natural order
+        return sorted(values, key=repr)
+
+
+def _labels(output: EvalOutput, predictions: list[Any], references: list[Any]) -> list[Any]:
+    """``output.label_names`` when given (every value must be one of them), else the sorted union."""
+    seen = set(predictions) | set(references)
+    if not output.label_names:
+        return _sorted_labels(seen)
+    unknown = seen - set(output.label_names)
+    if unknown:
+        raise ValueError(f"labels {_sorted_labels(unknown)} are not in label_names {output.label_names}")
+    return list(output.label_names)
+
+
+def _accuracy(predictions: list[Any], references: list[Any]) -> float:
+    return sum(p == r for p, r in zip(predictions, references)) / len(predictions)
+
+
+def _scores(precision: Any, recall: Any, f1: Any, support: Any) -> dict[str, Any]:
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(support)}
+
+
+class Accuracy:
+    """Fraction of labels (or tokens, for tag sequences) predicted exactly."""
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        predictions, references = _pairs(output)
+        return {"accuracy": _accuracy(predictions, references)}
+
+
+def accuracy(params: NoParams) -> Accuracy:
+    """Accuracy over labels, or over tokens for tag sequences."""
+    return Accuracy()
+
+
+class AveragedParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    average: Average | None = Field(
+        None,
+        description="micro, macro, weighted or binary; default: binary when pos_label is set, else macro.",
+    )
+    pos_label: str | int | None = Field(None, description="The positive class for average=binary (default 1).")
+    zero_division: Literal[0, 1] = Field(0, description="Score given where a ratio is 0/0.")
+
+    @model_validator(mode="after")
+    def _resolve_average(self) -> AveragedParams:
+        if self.average is None:
+            self.average = "binary" if self.pos_label is not None else "macro"
+        elif self.pos_label is not None and self.average != "binary":
+            raise ValueError(f"pos_label only applies to average='binary', not '{self.average}'")
+        return self
+
+
+class ClassScore:
+    """One of precision, recall or F1, averaged over classes as ``params.average`` says.
+
+    The key is the score's name for average=binary (``f1``), else ``<score>_<average>`` (``f1_macro``).
+    """
+
+    def __init__(self, score: Literal["precision", "recall", "f1"], params: AveragedParams) -> None:
+        self.score, self.params = score, params
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        from sklearn.metrics import precision_recall_fscore_support
+
+        predictions, references = _pairs(output)
+        average = self.params.average
+        pos_label = 1 if self.params.pos_label is None else self.params.pos_label
+        seen = set(references) | set(predictions)
+        if average == "binary" and self.params.pos_label is None and not seen <= {0, 1}:
+            raise ValueError(f"average='binary' needs pos_label for labels {_sorted_labels(seen)}")
+        p, r, f, _ = precision_recall_fscore_support(
+            references, predictions, average=average, pos_label=pos_label, zero_division=self.params.zero_division
+        )
+        value = {"precision": p, "recall": r, "f1": f}[self.score]
+        key = self.score if average == "binary" else f"{self.score}_{average}"
+        return {key: float(value)}
+
+
+def precision(params: AveragedParams) -> ClassScore:
+    """Precision over classes (scikit-learn): binary, micro, macro or weighted."""
+    return ClassScore("precision", params)
+
+
+def recall(params: AveragedParams) -> ClassScore:
+    """Recall over classes (scikit-learn): binary, micro, macro or weighted."""
+    return ClassScore("recall", params)
+
+
+def f1(params: AveragedParams) -> ClassScore:
+    """F1 over classes (scikit-learn): binary, micro, macro or weighted."""
+    return ClassScore("f1", params)
+
+
+class ZeroDivisionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    zero_division: Literal[0, 1] = Field(0, description="Score given where a ratio is 0/0.")
+
+
+class ClassificationReport:
+    """Per-class precision, recall, F1 and support, with accuracy and macro/weighted averages.
+
+    Classes are those seen in predictions or references, in ``label_names`` order when given.
+    """
+
+    def __init__(self, params: ZeroDivisionParams) -> None:
+        self.params = params
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        from sklearn.metrics import precision_recall_fscore_support
+
+        predictions, references = _pairs(output)
+        seen = set(predictions) | set(references)
+        labels = [label for label in _labels(output, predictions, references) if label in seen]
+        results: dict[str, Any] = {}
+        for average in (None, "macro", "weighted"):
+            p, r, f, support = precision_recall_fscore_support(
+                references, predictions, labels=labels, average=average, zero_division=self.params.zero_division
+            )
+            if average is None:
+                results["classification_report"] = {
+                    str(label): _scores(p[i], r[i], f[i], support[i]) for i, label in enumerate(labels)
+                }
+            else:
+                results.update({f"precision_{average}": float(p), f"recall_{average}": float(r)})
+                results[f"f1_{average}"] = float(f)
+        results["accuracy"] = _accuracy(predictions, references)
+        return results
+
+
+def classification_report(params: ZeroDivisionParams) -> ClassificationReport:
+    """Per-class precision/recall/F1/support with accuracy and macro and weighted averages."""
+    return ClassificationReport(params)
+
+
+class EntityParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["conlleval", "strict"] = Field(
+        "conlleval",
+        description="conlleval: lenient chunking (an I- tag may start an entity); strict: tags must follow scheme.",
+    )
+    scheme: Scheme | None = Field(None, description="Tagging scheme for mode=strict (default IOB2).")
+    zero_division: Literal[0, 1] = Field(0, description="Score given where a ratio is 0/0.")
+
+    @model_validator(mode="after")
+    def _scheme_needs_strict(self) -> EntityParams:
+        if self.scheme is not None and self.mode != "strict":
+            raise ValueError("scheme only applies to mode='strict'")
+        return self
+
+
+class EntityF1:
+    """Entity-level (chunk) micro precision/recall/F1 over BIO-tagged sequences, and a report per type."""
+
+    def __init__(self, params: EntityParams) -> None:
+        self.params = params
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        import seqeval.scheme
+        from seqeval.metrics import classification_report
+        from sklearn.exceptions import UndefinedMetricWarning
+
+        predictions, references = list(output.predictions), list(output.references)
+        _check_lengths(predictions, references, "tag sequences")
+        if not predictions:
+            raise ValueError("no tag sequences to score")
+        for i, (p, r) in enumerate(zip(predictions, references)):
+            if not (_is_sequence(p) and _is_sequence(r)):
+                raise ValueError(f"example {i}: entity-f1 needs lists of tags, got {type(p).__name__}")
+            if len(p) != len(r):
+                raise ValueError(f"example {i}: {len(p)} predicted tags but {len(r)} reference tags")
+        options: dict[str, Any] = {}
+        if self.params.mode == "strict":
+            options = {"mode": "strict", "scheme": getattr(seqeval.scheme, self.params.scheme or "IOB2")}
+        with warnings.catch_warnings():
+            # seqeval 1.2 warns about 0/0 exactly when zero_division is set explicitly
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            # and averages over no entity types (a macro average that is not returned) with numpy warnings
+            warnings.simplefilter("ignore", RuntimeWarning)
+            report = classification_report(
+                [list(r) for r in references],
+                [list(p) for p in predictions],
+                output_dict=True,
+                zero_division=self.params.zero_division,
+                **options,
+            )
+        micro = report["micro avg"]
+        per_type = {
+            name: _scores(s["precision"], s["recall"], s["f1-score"], s["support"])
+            for name, s in report.items()
+            if not name.endswith(" avg")
+        }
+        return {
+            "entity_precision": float(micro["precision"]),
+            "entity_recall": float(micro["recall"]),
+            "entity_f1": float(micro["f1-score"]),
+            "entity_report": per_type,
+        }
+
+
+def entity_f1(params: EntityParams) -> EntityF1:
+    """Entity-level precision/recall/F1 for BIO tag sequences (seqeval; conlleval or strict)."""
+    return EntityF1(params)
+
+
+class ConfusionMatrix:
+    """Counts of (reference, prediction) pairs: rows are references, columns predictions."""
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        from sklearn.metrics import confusion_matrix
+
+        predictions, references = _pairs(output)
+        labels = _labels(output, predictions, references)
+        matrix = confusion_matrix(references, predictions, labels=labels)
+        return {"confusion_matrix": {"labels": labels, "matrix": matrix.tolist()}}
+
+
+def confusion_matrix(params: NoParams) -> ConfusionMatrix:
+    """Confusion matrix (rows: references, columns: predictions) over labels or tokens."""
+    return ConfusionMatrix()
+
+
+class Perplexity:
+    """``exp(loss)`` where ``loss`` is the evaluation's mean token cross-entropy (natural log)."""
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        _check_lengths(output.predictions, output.references)
+        if output.loss is None:
+            raise ValueError("perplexity needs the evaluation loss (mean token cross-entropy), but output.loss is None")
+        try:
+            return {"perplexity": math.exp(output.loss)}
+        except OverflowError:
+            return {"perplexity": math.inf}
+
+
+def perplexity(params: NoParams) -> Perplexity:
+    """Perplexity of a causal LM: exp of the mean token cross-entropy loss."""
+    return Perplexity()
+
+
+def _floats(output: EvalOutput) -> tuple[Any, Any]:
+    import numpy as np
+
+    _check_lengths(output.predictions, output.references)
+    if not output.predictions:
+        raise ValueError("no predictions to score")
+    try:
+        return np.asarray(output.predictions, dtype=float), np.asarray(output.references, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"regression metrics need numeric predictions and references: {error}") from None
+
+
+class MeanSquaredError:
+    """Mean of squared differences between predicted and reference values."""
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        predictions, references = _floats(output)
+        return {"mse": float(((predictions - references) ** 2).mean())}
+
+
+def mse(params: NoParams) -> MeanSquaredError:
+    """Mean squared error for regression."""
+    return MeanSquaredError()
+
+
+class Pearson:
+    """Pearson correlation of predictions with references; NaN when either side is constant."""
+
+    def compute(self, output: EvalOutput) -> dict[str, Any]:
+        predictions, references = _floats(output)
+        if len(predictions) < 2:
+            raise ValueError("pearson needs at least 2 predictions")
+        dp, dr = predictions - predictions.mean(), references - references.mean()
+        denominator = math.sqrt(float((dp**2).sum() * (dr**2).sum()))
+        return {"pearson": float((dp * dr).sum()) / denominator if denominator else math.nan}
+
+
+def pearson(params: NoParams) -> Pearson:
+    """Pearson correlation for regression."""
+    return Pearson()
+
+
+@hookimpl
+def register_metrics(register: Register) -> None:
+    register("accuracy", accuracy, NoParams)
+    register("precision", precision, AveragedParams)
+    register("recall", recall, AveragedParams)
+    register("f1", f1, AveragedParams)
+    register("classification-report", classification_report, ZeroDivisionParams)
+    register("entity-f1", entity_f1, EntityParams)
+    register("confusion-matrix", confusion_matrix, NoParams)
+    register("perplexity", perplexity, NoParams)
+    register("mse", mse, NoParams)
+    register("pearson", pearson, NoParams)

@@ -1,0 +1,128 @@
+"""Helpers shared by the built-in tasks: padding, batching, label checks, quiet loading."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from hone.errors import DataError
+
+IGNORE_INDEX = -100
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports (newly initialised heads) while loading."""
+    from transformers.utils import logging
+
+    previous = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
+
+
+def hub_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:
+    """The keyword arguments every ``from_pretrained`` call receives."""
+    return {"trust_remote_code": trust_remote_code, **({"revision": revision} if revision else {})}
+
+
+def config_labels(model: Any) -> list[str]:
+    """Label names stored in a model's config, in id order."""
+    id2label = model.config.id2label or {}
+    return [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(model.config.num_labels)]
+
+
+def data_error(example: Mapping[str, Any], message: str) -> DataError:
+    """A :class:`DataError` located at the example's source file and line, where the reader kept them."""
+    return DataError(example.get("_source", "<data>"), example.get("_line"), message)
+
+
+def unknown_label(example: Mapping[str, Any], label: Any, labels: Sequence[str]) -> DataError:
+    known = ", ".join(map(str, labels)) or "none"
+    return data_error(example, f"unknown label {label!r}; known labels: {known}")
+
+
+def require(record: Mapping[str, Any], index: int, keys: Sequence[str]) -> str:
+    """The first of ``keys`` present in ``record``; a ValueError naming the record otherwise."""
+    for key in keys:
+        if record.get(key) is not None:
+            return key
+    expected = " or ".join(repr(k) for k in keys)
+    raise ValueError(f"record {index}: expected key {expected}, got {sorted(record) or 'no keys'}")
+
+
+def batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    size = max(1, int(size))
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def feature(encoding: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The model inputs of example ``index`` of a batch encoding, as python lists, and its length."""
+    out = {name: list(encoding[name][index]) for name in INPUT_NAMES if name in encoding}
+    out["length"] = len(out["input_ids"])
+    return out
+
+
+PAD_MULTIPLE = 8  # fewer distinct shapes: CPU (oneDNN) and GPU kernels are cached per shape
+
+
+def collate(features: Sequence[Mapping[str, Any]], tokenizer: Any) -> dict[str, Any]:
+    """Right-pad list features to the longest in the batch; ``_`` keys stay python lists."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    longest = max(len(f["input_ids"]) for f in features)
+    width = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+    batch: dict[str, Any] = {}
+    for key in features[0]:
+        values = [f[key] for f in features]
+        if key.startswith("_"):
+            batch[key] = values
+        elif key == "length":
+            continue
+        elif isinstance(values[0], list):
+            pad = pad_id if key == "input_ids" else PAD_VALUES.get(key, 0)
+            batch[key] = torch.tensor([v + [pad] * (width - len(v)) for v in values], dtype=torch.long)
+        else:
+            batch[key] = torch.tensor(values)
+    return batch
+
+
+def device_of(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+def model_inputs(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """What the model's forward receives: tensors without labels or ``_`` metadata."""
+    return {k: v.to(device) for k, v in batch.items() if not k.startswith("_") and k != "labels"}
+
+
+@contextmanager
+def evaluating(model: Any) -> Iterator[None]:
+    """Eval mode under ``torch.inference_mode``, restoring the training flag afterwards."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(training)
+
+
+def label_kwargs(labels: Sequence[str] | None) -> dict[str, Any]:
+    """``from_pretrained`` arguments for a fresh head over ``labels``; none keeps the saved head."""
+    if not labels:
+        return {}
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        # a checkpoint fine-tuned on other labels gets a new head instead of a size-mismatch error
+        "ignore_mismatched_sizes": True,
+    }
