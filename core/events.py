@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hone.errors import ComponentError
+from hone.errors import ComponentError, HoneError
 
 EVENTS = (
     "run_start", "stage_start", "epoch_start", "step_end", "evaluation_done",
@@ -35,6 +35,8 @@ class EventLog:
                 continue
             try:
                 method(event, data)
+            except HoneError:
+                raise  # a deliberate stop with its own message (e.g. a pruned search trial)
             except Exception as error:
                 raise ComponentError(f"callback '{name}' failed on {event}: {type(error).__name__}: {error}") from error
 

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,11 @@ from hone.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_sta
 from hone.data import check_labels, load_splits
 from hone.devices import pick_device, pick_precision, seed_everything
 from hone.errors import HoneError
-from hone.evaluation import evaluate, scalars
 from hone.events import EventLog
 from hone.plugins import PluginHost
 from hone.progress import make_progress
 from hone.spec import RunSpec
-from hone.training import metric_objects, train_stage
+from hone.stages import MODIFIES_MODEL, STAGE_RUNNERS
 
 STATE = "state.json"
 MODEL_DIR = "model"
@@ -98,6 +97,11 @@ class RunContext:
         model.load_state_dict(load_file(str(self._best_path(index))), strict=False)
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") else model
+
+
 def _build_task(spec: RunSpec, host: PluginHost) -> Any:
     component = host.registries.get("task", spec.task.name)
     return component.build(spec.task.params)
@@ -154,8 +158,9 @@ def _prepare_run_dir(spec: RunSpec, run_dir: Path, resume: bool) -> dict[str, An
     return {"status": "running", "completed": [], "results": {}}
 
 
-def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool = False, quiet: bool = True) -> Path:
-    """Execute every stage of ``spec``; return the run directory."""
+def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool = False, quiet: bool = True,
+        callbacks: Sequence[tuple[str, Any]] = ()) -> Path:
+    """Execute every stage of ``spec``; return the run directory. ``callbacks`` adds (name, object) listeners."""
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     run_dir = Path(out) if out is not None else default_run_dir(spec, resume)
     state = _prepare_run_dir(spec, run_dir, resume) if rank == 0 else {"completed": [], "results": {}}
@@ -168,8 +173,8 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
         if rank != 0:
             state = json.loads((run_dir / STATE).read_text()) if resume else state
     writer = rank == 0
-    callbacks = [(ref.name, host.registries.get("callback", ref.name).build(ref.params, run_dir)) for ref in spec.callbacks] if writer else []
-    events = EventLog(run_dir / "events.jsonl" if writer else None, callbacks)
+    listeners = [(ref.name, host.registries.get("callback", ref.name).build(ref.params, run_dir)) for ref in spec.callbacks] if writer else []
+    events = EventLog(run_dir / "events.jsonl" if writer else None, [*listeners, *callbacks])
     state["status"] = "running"
 
     def save_state() -> None:
@@ -212,7 +217,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     model.to(device)
     if world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    core = model.module if world_size > 1 else model
+    core = unwrap(model)
     ctx = RunContext(
         spec, host, run_dir, task, model, tokenizer, labels, features, device, precision, events,
         Checkpoints(run_dir / "checkpoints") if writer else None, make_progress(quiet or not writer), rank, world_size,
@@ -223,6 +228,8 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         folder = checkpoints.latest_good(warn=lambda message: warnings.warn(message, stacklevel=2))
         if folder is not None:
             resume_state = load_checkpoint(folder, core)
+            if resume_state["done"]:  # between stages: continue with the RNG as the finished stage left it
+                set_rng_state(resume_state["rng"])
     events.emit("run_start", name=spec.name, device=str(device), precision=precision, resumed=resume,
                 torch=torch.__version__, sizes={k: len(v) for k, v in features.items()}, labels=labels)
     previous = signal.signal(signal.SIGINT, lambda *_: ctx._interrupt.__setitem__(0, True)) if writer else None
@@ -231,20 +238,10 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             name = ctx.stage_names[index]
             if index in state["completed"]:
                 continue
-            if stage.type == "train":
-                partial = resume_state if resume_state and resume_state["stage"] == index and not resume_state["done"] else None
-                if resume_state and resume_state["done"] and resume_state["stage"] == index - 1:
-                    set_rng_state(resume_state["rng"])
-                result = train_stage(ctx, index, stage, partial)
-                if writer:
-                    checkpoints.save(f"stage{index}-end", core, {"stage": index, "done": True, "rng": rng_state()})
-            else:
-                if stage.split not in features:
-                    raise HoneError(f"stage '{name}': there is no '{stage.split}' split; available: {', '.join(features)}")
-                events.emit("stage_start", stage=name, type="evaluate", split=stage.split)
-                results = evaluate(ctx, stage.split, metric_objects(ctx, stage.metrics), stage.batch_size)
-                events.emit("evaluation_done", stage=name, split=stage.split, metrics=scalars(results))
-                result = {stage.split: results}
+            partial = resume_state if resume_state and resume_state["stage"] == index and not resume_state["done"] else None
+            result = STAGE_RUNNERS[stage.type](ctx, index, stage, partial)
+            if stage.type in MODIFIES_MODEL and writer:
+                checkpoints.save(f"stage{index}-end", unwrap(ctx.model), {"stage": index, "done": True, "rng": rng_state()})
             state["completed"].append(index)
             state["results"][name] = scalars_tree(result)
             save_state()
@@ -252,9 +249,9 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
                 write_json(run_dir / "metrics.json", state["results"])
             events.emit("stage_end", stage=name, result=scalars_tree(result, reports=False))
         if world_size > 1:
-            state["distributed"] = replica_check(core, world_size)
+            state["distributed"] = replica_check(unwrap(ctx.model), world_size)
         if writer:
-            save_model(run_dir, core, tokenizer, spec, labels)
+            save_model(run_dir, unwrap(ctx.model), ctx.tokenizer, spec, labels)
         state["status"] = "completed"
         save_state()
         events.emit("run_end", status="completed", metrics=state["results"])

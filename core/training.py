@@ -157,6 +157,7 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
         ctx.events.emit("epoch_start", stage=name, epoch=epoch, batches=len(batches))
         progress = ctx.progress(f"{name} epoch {epoch + 1}/{stage.epochs}", len(batches), start_batch)
         window_loss, window_count, window_start, seen = 0.0, 0, time.perf_counter(), 0
+        epoch_start, epoch_samples = time.perf_counter(), 0
         for b in range(start_batch, len(batches)):
             batch = to_device(task.collate([features[i] for i in batches[b]], ctx.tokenizer), ctx.device)
             with autocast(ctx.device, ctx.precision):
@@ -174,6 +175,7 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
             window_loss += loss_value
             window_count += 1
             seen += len(batches[b])
+            epoch_samples += len(batches[b])
             if (b + 1) % accumulation and b + 1 != len(batches):
                 progress.advance(loss_value)
                 continue
@@ -201,6 +203,7 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
             if done:
                 break
         progress.close()
+        train_seconds = time.perf_counter() - epoch_start
         start_batch = 0
         epoch += 1
         if has_eval:
@@ -212,7 +215,8 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
                 ctx.save_best(index, core)
             if scheduler.interval == "eval":
                 scheduler.step(scalars(last_metrics))
-        ctx.events.emit("epoch_end", stage=name, epoch=epoch, step=step)
+        ctx.events.emit("epoch_end", stage=name, epoch=epoch, step=step, train_seconds=train_seconds,
+                        samples_per_s=epoch_samples / max(train_seconds, 1e-9))
         checkpoint(f"stage{index}-epoch{epoch:03d}", epoch, 0)
         if stop:
             break

@@ -1,0 +1,56 @@
+"""CoNLL-2003 NER with MiniLM-L6 through `hone run examples/conll2003-ner.yaml`: test entity F1,
+per-type F1, epoch wall time, samples/s and peak memory, as a table.
+
+    .venv/bin/python benchmarks/conll_finetune.py [--out DIR] [--precision fp32|bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import DATA, REPO, peak_rss_gb, require_data, stage_timings, table
+
+SPEC = REPO / "examples" / "conll2003-ner.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path(f"/tmp/hone-bench/conll-{int(time.time())}"))
+    parser.add_argument("--spec", type=Path, default=SPEC)
+    args = parser.parse_args()
+    require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "hone", "run", str(args.spec), "--out", str(args.out), "-q"], check=True)
+    total = time.perf_counter() - start
+    metrics = json.loads((args.out / "metrics.json").read_text())
+    timings = stage_timings(args.out)
+    rows = []
+    for stage, result in metrics.items():
+        t = timings.get(stage, {})
+        epochs = t.get("epochs", [])
+        rows.append([
+            stage, len(epochs), sum(epochs) / len(epochs) if epochs else "-",
+            sum(t.get("samples_per_s", [])) / len(epochs) if epochs else "-",
+            t.get("wall", 0.0),
+            (result.get("validation") or {}).get("entity_f1", "-"),
+            (result.get("test") or {}).get("entity_f1", "-"),
+        ])
+    print(f"CoNLL-2003, {args.spec.name}, data {DATA}, run dir {args.out}")
+    print(table(["stage", "epochs", "s/epoch (train)", "samples/s", "stage wall s", "val entity F1", "test entity F1"], rows))
+    test = next(r["test"] for r in metrics.values() if "test" in r)
+    per_type = test["entity_report"]
+    print()
+    print(table(["entity type", "precision", "recall", "F1", "support"],
+                [[k, v["precision"], v["recall"], v["f1"], v["support"]] for k, v in sorted(per_type.items())]))
+    training = sum(t.get("wall", 0.0) for s, t in timings.items() if s in metrics and "validation" in metrics[s])
+    print(f"\ntest entity F1 {test['entity_f1']:.4f}; training stages {training / 60:.1f} min; "
+          f"whole run {total / 60:.1f} min; peak RSS {peak_rss_gb():.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
