@@ -10,21 +10,37 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from hone.errors import HoneError
+
+
+class WriteError(HoneError):
+    """A file could not be written (disk full, permissions, ...); the previous version is intact."""
+
+    def __init__(self, path: Path, error: BaseException) -> None:
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else f"{type(error).__name__}: {error}"
+        super().__init__(f"{path}: cannot write it ({detail}); the previous version of the file is kept")
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
+    except HoneError:
+        raise
+    except Exception as error:  # torch.save and safetensors raise their own types when the disk is full
+        raise WriteError(path, error) from error
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -84,14 +84,19 @@ class Checkpoints:
         final = self.root / tag
         tmp = self.root / f".{tag}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(state_dict_for_saving(model), str(tmp / WEIGHTS))
-        torch.save(state, tmp / STATE)
-        manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        for path in tmp.iterdir():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+        try:
+            tmp.mkdir(parents=True)
+            save_file(state_dict_for_saving(model), str(tmp / WEIGHTS))
+            torch.save(state, tmp / STATE)
+            manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE)}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            for path in tmp.iterdir():
+                with path.open("rb") as handle:
+                    os.fsync(handle.fileno())
+        except Exception as error:  # disk full: torch.save and safetensors raise their own types
+            shutil.rmtree(tmp, ignore_errors=True)
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else f"{type(error).__name__}: {error}"
+            raise CheckpointError(f"{final}: cannot write the checkpoint ({detail}); the previous checkpoints are kept") from error
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hone import __version__
-from hone.errors import HoneError
+from hone.errors import HoneError, Interrupted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +87,11 @@ def _run(args: argparse.Namespace) -> int:
     from hone.runner import run  # imports torch
 
     run_dir = run(spec, host, out=args.out, resume=args.resume, quiet=args.quiet or not sys.stderr.isatty())
+    for stage, result in json.loads((run_dir / "metrics.json").read_text()).items():
+        for split, values in result.items():
+            if isinstance(values, dict):
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
+                print(f"{stage} [{split}]: {shown}")
     print(f"run directory: {run_dir}")
     return 0
 
@@ -106,9 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"  # type: ignore[assignment]
     try:
         return COMMANDS[args.command](args)
+    except Interrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return 130
     except HoneError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # e.g. --output in a folder that does not exist, a full disk
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ These are typing protocols only; nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -69,7 +69,73 @@ class Task(Protocol):
     def predict(self, model: Any, tokenizer: Any, records: Sequence[dict[str, Any]], labels: list[str], options: Mapping[str, Any]) -> list[dict[str, Any]]: ...
 
 
+@dataclass
+class CompressionContext:
+    """What a compressor may use besides the model; in a run hone fills every field.
+
+    ``calibration_batches(count, batch_size)`` gives collated training batches on the model's
+    device (what the task's ``collate`` returns: ``input_ids``, ``attention_mask``, ``labels``...);
+    ``loss(model, batch)`` runs the model on one of them and returns the task's scalar loss tensor;
+    ``evaluate(model)`` returns the validation metrics (floats) of a model. Each is ``None`` where
+    the run has no such data (e.g. no train split) and in a bare ``CompressionContext()``.
+    """
+
+    train_features: Sequence[dict[str, Any]] = ()  # encoded training examples: input_ids, ..., labels
+    tokenizer: Any = None
+    device: Any = None  # the torch.device the model lives on
+    seed: int = 0
+    calibration_batches: Callable[[int, int], list[dict[str, Any]]] | None = None
+    loss: Callable[[Any, Mapping[str, Any]], Any] | None = None
+    evaluate: Callable[[Any], dict[str, float]] | None = None
+
+
 class Compressor(Protocol):
-    def compress(self, model: Any, context: Any) -> tuple[Any, dict[str, Any]]:
-        """Return the compressed model and a report (parameters, non-zero, sparsity per layer...)."""
+    """Makes a model smaller or faster; chosen by name in a ``compress`` stage.
+
+    ``compress`` returns the (possibly new) model and a report of what changed. hone adds the
+    parameters, non-zero parameters, size and sparsity per layer itself. If the compressed
+    model's structure differs from what its config builds (new shapes, quantized or custom
+    modules, another dtype), put a JSON-able ``"recipe"`` in the report and implement
+    ``restore(model, recipe) -> model``: it re-applies the structural change to a freshly built
+    model of the original config, and hone then loads the saved weights into it (safetensors,
+    never pickle). A recipe may set ``"cpu_only": true`` (e.g. quantized CPU kernels).
+    """
+
+    def compress(self, model: Any, context: CompressionContext) -> tuple[Any, dict[str, Any]]: ...
+
+
+class RestorableCompressor(Compressor, Protocol):
+    def restore(self, model: Any, recipe: dict[str, Any]) -> Any: ...
+
+
+class StepHook(Protocol):
+    """Runs after every optimizer step of a train stage (e.g. gradual pruning)."""
+
+    def after_step(self, model: Any, step: int) -> None: ...
+    def report(self, model: Any) -> dict[str, Any]: ...
+
+
+class GradualCompressor(Compressor, Protocol):
+    """A compressor that can also be applied step by step while a train stage runs (``pruning:``)."""
+
+    def gradual(self, total_steps: int, start: int, end: int, every: int) -> StepHook:
+        """A hook reaching the compressor's full strength at step ``end``, updating every ``every`` steps from ``start``."""
+        ...
+
+
+class Distiller(Protocol):
+    """Teacher-to-student training loss; used by ``distill`` stages (see ``hone.distillation``)."""
+
+    needs_hidden_states: bool  # the models are run with output_hidden_states=True
+    needs_attentions: bool  # ... and output_attentions=True (hone switches them to eager attention)
+
+    def prepare(self, student: Any, teachers: Sequence[Any]) -> Mapping[str, Any]:
+        """Check the models fit; return extra trainable modules by name (e.g. projections), ``{}`` if none.
+
+        hone optimises and checkpoints them with the student; they are not part of the saved model.
+        """
+        ...
+
+    def loss(self, student_outputs: Any, teacher_outputs: Sequence[Any], batch: Mapping[str, Any], task_loss: Any) -> Any:
+        """The training loss (a scalar tensor) from the student's outputs, each teacher's and the task loss."""
         ...

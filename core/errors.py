@@ -20,3 +20,7 @@ class DataError(HoneError):
 
 class ComponentError(HoneError):
     """A plugin component raised at run time; names the plugin and its distribution."""
+
+
+class Interrupted(HoneError):
+    """Ctrl-C: a checkpoint was written; ``hone run --resume`` continues."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -46,19 +46,23 @@ def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int)
     return output.loss or 0.0, output
 
 
-def compute_metrics(metrics: Sequence[tuple[str, Any]], output: EvalOutput) -> dict[str, Any]:
+def compute_metrics(metrics: Sequence[tuple[str, Any]], output: EvalOutput, origins: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Every metric's results; ``origins`` (name -> plugin and distribution) goes into error messages."""
     results: dict[str, Any] = {"loss": output.loss}
     for name, metric in metrics:
         try:
             results.update(metric.compute(output))
         except Exception as error:
-            raise ComponentError(f"metric '{name}' failed: {type(error).__name__}: {error}") from error
+            origin = f" from {origins[name]}" if origins and origins.get(name) else ""
+            raise ComponentError(f"metric '{name}'{origin} failed: {type(error).__name__}: {error}") from error
     return results
 
 
 def evaluate(ctx: Any, split: str, metrics: Sequence[tuple[str, Any]], batch_size: int) -> dict[str, Any]:
     _, output = predict_split(ctx, ctx.features[split], batch_size)
-    return compute_metrics(metrics, output)
+    host = getattr(ctx, "host", None)
+    origins = {name: host.describe("metric", name) for name, _ in metrics} if hasattr(host, "describe") else None
+    return compute_metrics(metrics, output, origins)
 
 
 def scalars(results: dict[str, Any]) -> dict[str, float]:

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ import pluggy
 from pydantic import BaseModel
 
 from hone import hookspecs
+from hone.errors import ComponentError, HoneError
 from hone.registry import KINDS, Component, NoParams, Origin, Registries, RegistryError
 
 ENTRY_POINT_GROUP = "hone.plugins"
 DISABLE_ENV = "HONE_DISABLE_PLUGINS"
 ALLOW_ENV = "HONE_ALLOW_PLUGINS"
 PLUGINS_DIR_ENV = "HONE_PLUGINS_DIR"
+LOCAL_PACKAGE = "hone_local_plugins"  # plugins-dir modules are imported as hone_local_plugins.<file stem>
 BUILTIN_DISTRIBUTION = "hone-ml"
 HOOKS: dict[str, str] = {kind: f"register_{kind}s" for kind in KINDS}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -74,6 +77,39 @@ class PluginHost:
 
     def failures(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.status == "failed"]
+
+    def describe(self, kind: str, name: str) -> str | None:
+        """Where a component comes from: ``plugin 'x' (dist 1.0)``, plus the file for plugins-dir modules."""
+        try:
+            origin = self.registries.get(kind, name).origin
+        except KeyError:
+            return None
+        return origin.describe() if origin.distribution else f"{origin.describe()} in {origin.module}"
+
+    def build(self, kind: str, name: str, params: Any, *args: Any) -> Any:
+        """Build a component; an error names it, its plugin and its distribution."""
+        component = self.registries.get(kind, name)
+        try:
+            return component.build(params, *args)
+        except HoneError:
+            raise
+        except Exception as error:
+            raise ComponentError(f"{kind} '{name}' from {self.describe(kind, name)} failed: {type(error).__name__}: {error}") from error
+
+    def blame(self, error: BaseException) -> str | None:
+        """The plugin whose code raised ``error`` (innermost frame first), with file and line; None for hone's own code."""
+        modules: dict[str, PluginInfo] = {}
+        for info in self.plugins:
+            if info.status == "ok":
+                key = info.module.split(":")[0] if info.source == "entry-point" else f"{LOCAL_PACKAGE}.{info.name}"
+                modules[key] = info
+        for frame, line in reversed(list(traceback.walk_tb(error.__traceback__))):
+            module = str(frame.f_globals.get("__name__", ""))
+            info = next((i for m, i in modules.items() if module == m or module.startswith(m + ".")), None)
+            if info is not None:
+                where = f"{info.distribution} {info.version}" if info.distribution else info.module
+                return f"plugin '{info.name}' ({where}), {frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
+        return None
 
 
 def _split_env(value: str | None) -> set[str]:
@@ -141,9 +177,15 @@ def _entry_point_plugins(
 def _directory_plugins(
     directory: Path, disabled: set[str], allowed: set[str] | None = None
 ) -> Iterable[tuple[PluginInfo, ModuleType | None]]:
-    if not directory.is_dir():
+    try:
+        found = directory.is_dir()
+    except (OSError, ValueError) as error:  # a name too long, a NUL byte
+        found, reason = False, f"plugins directory unusable ({_describe_error(error)}): {directory}"
+    else:
+        reason = f"plugins directory not found: {directory}"
+    if not found:
         info = PluginInfo(str(directory), str(directory), "plugins-dir", status="failed")
-        info.error = f"plugins directory not found: {directory}"
+        info.error = reason
         yield info, None
         return
     for path in sorted(directory.glob("*.py")):
@@ -158,7 +200,7 @@ def _directory_plugins(
             info.status, info.error = "disabled", f"not in {ALLOW_ENV}"
             yield info, None
             continue
-        module_name = f"hone_local_plugins.{path.stem}"
+        module_name = f"{LOCAL_PACKAGE}.{path.stem}"
         try:
             spec = importlib.util.spec_from_file_location(module_name, path)
             assert spec is not None and spec.loader is not None
@@ -171,6 +213,14 @@ def _directory_plugins(
             yield info, None
         else:
             yield info, module
+
+
+def _resolved(directory: Path) -> Path:
+    """``directory`` made absolute; as given if it cannot be (a NUL byte, a name too long: reported later)."""
+    try:
+        return directory.resolve()
+    except (OSError, ValueError):
+        return directory
 
 
 def _collector(kind: str, info: PluginInfo, staged: list[Component]) -> Callable[..., None]:
@@ -256,7 +306,7 @@ def load_plugins(
     if entry_points:
         sources.append(_entry_point_plugins(disabled_set, allowed_set))
     # resolved, so one folder named twice (relative and absolute) is not loaded twice
-    sources += [_directory_plugins(d, disabled_set, allowed_set) for d in dict.fromkeys(d.resolve() for d in directories)]
+    sources += [_directory_plugins(d, disabled_set, allowed_set) for d in dict.fromkeys(_resolved(d) for d in directories)]
     for source in sources:
         for info, module in source:
             if module is not None:

@@ -45,28 +45,40 @@ def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(name, number, f"invalid JSON: {error.msg}") from None
+        except RecursionError:
+            raise DataError(name, number, "JSON nested too deeply") from None
+        except ValueError as error:  # an integer of more than 4300 digits
+            raise DataError(name, number, f"invalid JSON: {error}") from None
         if not isinstance(record, dict):
             raise DataError(name, number, "each line must be a JSON object, e.g. {\"text\": \"...\"}")
         yield record
 
 
 def predict_command(args: argparse.Namespace) -> int:
+    source = sys.stdin if args.input == "-" else None
+    name = "<stdin>" if source else args.input
+    if source is None and not Path(args.input).is_file():
+        raise HoneError(f"{args.input}: input file not found")
+    if args.batch_size < 1:
+        raise HoneError(f"--batch-size must be at least 1, got {args.batch_size}")
     host = load_plugins(args.plugins_dir)
     task, model, tokenizer, labels = load_predictor(args.source, host, args.task, args.device)
     options = {
         "batch_size": args.batch_size, "threshold": args.threshold,
         "min_span_length": args.min_span_length, "max_new_tokens": args.max_new_tokens,
     }
-    source = sys.stdin if args.input == "-" else None
-    if source is None and not Path(args.input).exists():
-        raise HoneError(f"{args.input}: input file not found")
-    with (source or open(args.input, encoding="utf-8")) as handle:
-        records = list(read_records(handle, "<stdin>" if source else args.input))
+    try:
+        with (source or open(args.input, encoding="utf-8")) as handle:
+            records = list(read_records(handle, name))
+    except UnicodeDecodeError as error:
+        raise DataError(name, None, f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     try:
         for start in range(0, len(records), args.batch_size):
             for result in task.predict(model, tokenizer, records[start : start + args.batch_size], labels, options):
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    except ValueError as error:  # a record the task cannot use, e.g. without its "text" key
+        raise DataError(name, None, str(error)) from None
     finally:
         if out is not sys.stdout:
             out.close()

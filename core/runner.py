@@ -14,13 +14,14 @@ from typing import Any
 
 import torch
 import yaml
+from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from hone.atomic import write_json, write_text, write_with
 from hone.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_state, state_dict_for_saving
 from hone.data import check_labels, load_splits
 from hone.devices import pick_device, pick_precision, seed_everything
-from hone.errors import HoneError
+from hone.errors import ComponentError, HoneError, Interrupted
 from hone.events import EventLog
 from hone.plugins import PluginHost
 from hone.progress import make_progress
@@ -70,7 +71,6 @@ class RunContext:
     progress: Callable[..., Any]
     rank: int = 0
     world_size: int = 1
-    stop_after_step: int | None = None
     _interrupt: list[bool] = field(default_factory=lambda: [False])
 
     @property
@@ -141,16 +141,31 @@ def default_run_dir(spec: RunSpec, resume: bool) -> Path:
     return base if not base.exists() else base.with_name(f"{spec.name}-{n}")
 
 
+def _read_saved(path: Path, parse: Callable[[str], Any]) -> Any:
+    """A file of the run directory; a clear error if it was damaged or replaced (safe parsers only)."""
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
+        detail = " ".join(str(error).split())
+        raise HoneError(f"{path}: cannot read it ({type(error).__name__}: {detail}); start a new run with another --out") from None
+
+
 def _prepare_run_dir(spec: RunSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
     spec_data = spec.model_dump(mode="json")
     if resume:
-        if not (run_dir / STATE).exists():
+        if not (run_dir / STATE).exists() and not (run_dir / "spec.yaml").exists():
             raise HoneError(f"{run_dir}: nothing to resume (no {STATE}); run without --resume")
-        saved = yaml.safe_load((run_dir / "spec.yaml").read_text())
+        saved = _read_saved(run_dir / "spec.yaml", yaml.safe_load)
+        try:  # fields added to hone since the run started take their defaults
+            saved = RunSpec.model_validate(saved).model_dump(mode="json")
+        except ValidationError:
+            pass
         if saved != spec_data:
-            changed = sorted(k for k in spec_data if saved.get(k) != spec_data[k])
+            changed = sorted(k for k in spec_data if not isinstance(saved, dict) or saved.get(k) != spec_data[k])
             raise HoneError(f"{run_dir}: the spec changed since the run started (fields: {', '.join(changed)}); use a new --out")
-        return json.loads((run_dir / STATE).read_text())
+        if not (run_dir / STATE).exists():  # killed while starting, before any work: start afresh
+            return {"status": "running", "completed": [], "results": {}}
+        return _read_saved(run_dir / STATE, json.loads)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise HoneError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,8 +188,8 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
         if rank != 0:
             state = json.loads((run_dir / STATE).read_text()) if resume else state
     writer = rank == 0
-    listeners = [(ref.name, host.registries.get("callback", ref.name).build(ref.params, run_dir)) for ref in spec.callbacks] if writer else []
-    events = EventLog(run_dir / "events.jsonl" if writer else None, [*listeners, *callbacks])
+    origins = {ref.name: host.describe("callback", ref.name) for ref in spec.callbacks}
+    events = EventLog(run_dir / "events.jsonl" if writer else None, list(callbacks), origins)
     state["status"] = "running"
 
     def save_state() -> None:
@@ -183,17 +198,21 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
 
     save_state()
     try:
+        if writer:
+            events.callbacks[:0] = [(ref.name, host.build("callback", ref.name, ref.params, run_dir)) for ref in spec.callbacks]
         return _execute(spec, host, run_dir, state, save_state, events, resume, quiet, rank, world_size)
-    except HoneError as error:
-        state["status"] = "interrupted" if type(error).__name__ == "Interrupted" else "failed"
-        state["error"] = str(error)
-        save_state()
-        events.emit("run_failed", status=state["status"], error=str(error))
-        raise
     except Exception as error:
-        state["status"], state["error"] = "failed", f"{type(error).__name__}: {error}"
-        save_state()
-        events.emit("run_failed", status="failed", error=state["error"])
+        culprit = None if isinstance(error, HoneError) else host.blame(error)
+        message = str(error) if isinstance(error, HoneError) else f"{type(error).__name__}: {error}"
+        message += f" (raised by {culprit})" if culprit else ""
+        state["status"], state["error"] = "interrupted" if isinstance(error, Interrupted) else "failed", message
+        try:
+            save_state()
+            events.emit("run_failed", status=state["status"], error=message)
+        except (HoneError, OSError) as secondary:  # e.g. the disk is still full: report the first error
+            warnings.warn(f"could not record the failure in {run_dir}: {secondary}", stacklevel=2)
+        if culprit:
+            raise ComponentError(message) from error
         raise
 
 
@@ -226,6 +245,9 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     resume_state: dict[str, Any] | None = None
     if resume:
         folder = checkpoints.latest_good(warn=lambda message: warnings.warn(message, stacklevel=2))
+        if folder is None and any(spec.stages[i].type in MODIFIES_MODEL for i in state["completed"]):
+            raise HoneError(f"{run_dir / 'checkpoints'}: no usable checkpoint, so the finished stages' weights are lost; "
+                            "start a new run with another --out")
         if folder is not None:
             resume_state = load_checkpoint(folder, core)
             if resume_state["done"]:  # between stages: continue with the RNG as the finished stage left it
@@ -239,14 +261,19 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             if index in state["completed"]:
                 continue
             partial = resume_state if resume_state and resume_state["stage"] == index and not resume_state["done"] else None
-            result = STAGE_RUNNERS[stage.type](ctx, index, stage, partial)
-            if stage.type in MODIFIES_MODEL and writer:
-                checkpoints.save(f"stage{index}-end", unwrap(ctx.model), {"stage": index, "done": True, "rng": rng_state()})
+            if resume_state and resume_state["stage"] == index and resume_state["done"] and "result" in resume_state:
+                result = resume_state["result"]  # killed after the stage's last checkpoint, before state.json recorded it
+            else:
+                result = STAGE_RUNNERS[stage.type](ctx, index, stage, partial)
+                if stage.type in MODIFIES_MODEL and writer:
+                    checkpoints.save(f"stage{index}-end", unwrap(ctx.model),
+                                     {"stage": index, "done": True, "rng": rng_state(), "result": plain(scalars_tree(result))})
+            results = {**state["results"], name: scalars_tree(result)}
+            if writer:  # before state.json: a kill or a full disk in between re-runs the stage, never loses its results
+                write_json(run_dir / "metrics.json", results)
             state["completed"].append(index)
-            state["results"][name] = scalars_tree(result)
+            state["results"] = results
             save_state()
-            if writer:
-                write_json(run_dir / "metrics.json", state["results"])
             events.emit("stage_end", stage=name, result=scalars_tree(result, reports=False))
         if world_size > 1:
             state["distributed"] = replica_check(unwrap(ctx.model), world_size)
@@ -270,6 +297,11 @@ def replica_check(model: torch.nn.Module, world_size: int) -> dict[str, Any]:
     checksums: list[Any] = [None] * world_size
     dist.all_gather_object(checksums, checksum)
     return {"world_size": world_size, "checksums": checksums, "in_sync": len(set(checksums)) == 1}
+
+
+def plain(value: Any) -> Any:
+    """``value`` as metrics.json holds it: only JSON types, so ``torch.load(weights_only=True)`` reads it back."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def scalars_tree(result: dict[str, Any], reports: bool = True) -> dict[str, Any]:

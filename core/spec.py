@@ -120,6 +120,8 @@ class TrainStage(Strict):
     group_by_length: bool = True
     checkpoint_steps: int | None = Field(None, gt=0, description="Also checkpoint every N optimizer steps.")
     logging_steps: int = Field(20, gt=0)
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="A NaN/inf loss: stop the stage (the last good checkpoint is kept) or skip that batch.")
 
 
 class EvaluateStage(Strict):

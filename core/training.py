@@ -12,7 +12,7 @@ import torch
 from hone.batching import train_batches
 from hone.checkpoint import rng_state, set_rng_state
 from hone.devices import autocast, model_inputs, to_device
-from hone.errors import ComponentError, HoneError
+from hone.errors import ComponentError, HoneError, Interrupted
 from hone.evaluation import evaluate, scalars
 from hone.spec import TrainStage
 
@@ -21,10 +21,6 @@ NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 class TrainingError(HoneError):
     """Training cannot go on (non-finite loss, bad freeze pattern, ...)."""
-
-
-class Interrupted(HoneError):
-    """Ctrl-C: a checkpoint was written; ``hone run --resume`` continues."""
 
 
 def apply_freezing(model: torch.nn.Module, stage: TrainStage) -> list[str]:
@@ -97,6 +93,10 @@ class EarlyStopper:
         self.bad_evals += 1
         return False, self.bad_evals >= self.config.patience
 
+    def stopped(self) -> bool:
+        """Whether patience ran out (read back from a checkpoint on resume)."""
+        return self.config is not None and self.bad_evals >= self.config.patience
+
     def state(self) -> dict[str, Any]:
         return {"best": self.best, "bad_evals": self.bad_evals}
 
@@ -122,26 +122,36 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
     scheduler = _build(ctx, "scheduler", stage.scheduler, optimizer, total_steps)
     metrics = metric_objects(ctx, stage.metrics)
     stopper = EarlyStopper(stage)
+    # fp16 gradients underflow without loss scaling; for bf16/fp32 the scaler is a no-op
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16")
     has_eval = stage.eval_split in ctx.features and ctx.features[stage.eval_split]
     if stage.early_stopping is not None and not has_eval:
         raise TrainingError(f"stage '{name}': early_stopping needs a '{stage.eval_split}' split")
-    epoch, start_batch, step = 0, 0, 0
+    if stage.on_nonfinite == "skip" and world > 1:
+        raise TrainingError(f"stage '{name}': on_nonfinite 'skip' needs a single process (ranks would disagree on which batches to skip)")
+    epoch, start_batch, step, skipped = 0, 0, 0, 0
     last_metrics: dict[str, Any] = {}
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
+        if resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
         scheduler.load_state_dict(resume["scheduler"])
         stopper.load(resume["early_stopping"])
         epoch, start_batch, step = resume["epoch"], resume["batch"], resume["step"]
         last_metrics = resume.get("last_metrics", {})
+        skipped = resume.get("skipped", 0)
         set_rng_state(resume["rng"])
 
     def checkpoint(tag: str, epoch_: int, batch_: int) -> None:
+        from hone.runner import plain, scalars_tree  # the runner imports this module
+
         if ctx.checkpoints is None or rank != 0:
             return
         state = {
             "stage": index, "done": False, "epoch": epoch_, "batch": batch_, "step": step,
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "early_stopping": stopper.state(), "rng": rng_state(), "last_metrics": scalars(last_metrics),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "early_stopping": stopper.state(), "rng": rng_state(), "last_metrics": plain(scalars_tree(last_metrics)),
+            "skipped": skipped,
         }
         folder = ctx.checkpoints.save(tag, core, state)
         ctx.events.emit("checkpoint_saved", stage=name, epoch=epoch_, step=step, path=str(folder))
@@ -150,15 +160,18 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
     l1_params = [p for n, p in core.named_parameters() if p.requires_grad and not n.endswith(NO_DECAY)] if stage.l1 else []
     ctx.events.emit("stage_start", stage=name, type="train", total_steps=total_steps, resumed_at_step=step or None)
     model.train()
-    done, stop = step >= total_steps, False
-    while epoch < stage.epochs and not done:
+    # a step checkpoint (start_batch > 0) still owes its epoch's end: the evaluation and the epoch checkpoint
+    done, stop = step >= total_steps and start_batch == 0, stopper.stopped()
+    while epoch < stage.epochs and not done and not stop:
         batches = train_batches(lengths, stage.batch_size, ctx.seed * 1000 + index * 100 + epoch, stage.group_by_length)
         batches = batches[rank::world][:batches_per_epoch]
         ctx.events.emit("epoch_start", stage=name, epoch=epoch, batches=len(batches))
         progress = ctx.progress(f"{name} epoch {epoch + 1}/{stage.epochs}", len(batches), start_batch)
         window_loss, window_count, window_start, seen = 0.0, 0, time.perf_counter(), 0
-        epoch_start, epoch_samples = time.perf_counter(), 0
+        epoch_start, epoch_samples, epoch_skipped, epoch_finite = time.perf_counter(), 0, 0, 0
         for b in range(start_batch, len(batches)):
+            if step >= total_steps:  # resumed at the step that ended the stage: only the epoch's end is left
+                break
             batch = to_device(task.collate([features[i] for i in batches[b]], ctx.tokenizer), ctx.device)
             with autocast(ctx.device, ctx.precision):
                 outputs = model(**model_inputs(batch))
@@ -167,21 +180,27 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
                 loss = loss + stage.l1 * sum(p.abs().sum() for p in l1_params)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                raise TrainingError(
-                    f"stage '{name}': loss is {loss_value} at epoch {epoch}, batch {b} (step {step}); "
-                    "lower the learning rate or check the data. The last good checkpoint is kept."
-                )
-            (loss / accumulation).backward()
-            window_loss += loss_value
-            window_count += 1
+                if stage.on_nonfinite == "stop":
+                    raise TrainingError(
+                        f"stage '{name}': loss is {loss_value} at epoch {epoch}, batch {b} (step {step}); "
+                        "lower the learning rate or check the data. The last good checkpoint is kept."
+                    )
+                skipped, epoch_skipped = skipped + 1, epoch_skipped + 1
+                ctx.events.emit("batch_skipped", stage=name, epoch=epoch, batch=b, step=step, loss=str(loss_value))
+            else:
+                scaler.scale(loss / accumulation).backward()
+                window_loss += loss_value
+                window_count, epoch_finite = window_count + 1, epoch_finite + 1
             seen += len(batches[b])
             epoch_samples += len(batches[b])
             if (b + 1) % accumulation and b + 1 != len(batches):
                 progress.advance(loss_value)
                 continue
             if stage.max_grad_norm is not None:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_([p for p in core.parameters() if p.requires_grad], stage.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             if scheduler.interval == "step":
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -191,18 +210,22 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
                 elapsed = time.perf_counter() - window_start
                 ctx.events.emit(
                     "step_end", stage=name, epoch=epoch, step=step,
-                    metrics={"loss": window_loss / window_count, "lr": optimizer.param_groups[0]["lr"], "samples_per_s": seen / elapsed},
+                    metrics={**({"loss": window_loss / window_count} if window_count else {}),
+                             "lr": optimizer.param_groups[0]["lr"], "samples_per_s": seen / elapsed},
                 )
                 window_loss, window_count, window_start, seen = 0.0, 0, time.perf_counter(), 0
             done = step >= total_steps
-            if ctx.interrupted() or (stage.checkpoint_steps and step % stage.checkpoint_steps == 0) or ctx.stop_after_step == step:
+            if ctx.interrupted() or (stage.checkpoint_steps and step % stage.checkpoint_steps == 0):
                 checkpoint(f"stage{index}-step{step:07d}", epoch, b + 1)
-                if ctx.interrupted() or ctx.stop_after_step == step:
+                if ctx.interrupted():
                     progress.close()
-                    raise Interrupted(f"interrupted at stage '{name}' step {step}; a checkpoint was saved: run again with --resume")
+                    raise Interrupted(f"stage '{name}' stopped at step {step}; a checkpoint was saved: run again with --resume")
             if done:
                 break
         progress.close()
+        if epoch_skipped and not epoch_finite:
+            raise TrainingError(f"stage '{name}': every batch of epoch {epoch} had a non-finite loss (all skipped); "
+                                "the weights may hold NaN: lower the learning rate. The last good checkpoint is kept.")
         train_seconds = time.perf_counter() - epoch_start
         start_batch = 0
         epoch += 1
@@ -216,12 +239,13 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
             if scheduler.interval == "eval":
                 scheduler.step(scalars(last_metrics))
         ctx.events.emit("epoch_end", stage=name, epoch=epoch, step=step, train_seconds=train_seconds,
-                        samples_per_s=epoch_samples / max(train_seconds, 1e-9))
+                        samples_per_s=epoch_samples / max(train_seconds, 1e-9), skipped_batches=epoch_skipped)
         checkpoint(f"stage{index}-epoch{epoch:03d}", epoch, 0)
         if stop:
             break
     restored = bool(stage.early_stopping and stage.early_stopping.restore_best and stopper.best is not None)
     if restored:
         ctx.restore_best(index, core)
-    return {"validation": last_metrics, "steps": step, "early_stopped": stop if has_eval else False, "best": stopper.best, "restored_best": restored}
+    return {"validation": last_metrics, "steps": step, "early_stopped": stop if has_eval else False, "best": stopper.best,
+            "restored_best": restored, "skipped_batches": skipped}
 

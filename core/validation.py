@@ -51,9 +51,13 @@ def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise SpecError(str(path), [SpecIssue("", f"invalid YAML: {getattr(error, 'problem', error)}", line)]) from None
+    except RecursionError:
+        raise SpecError(str(path), [SpecIssue("", "nested too deeply to be a spec")]) from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise SpecError(str(path), [SpecIssue("", f"cannot parse the spec: {error}")]) from None
     try:
         nodes = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         nodes = None
     if not isinstance(data, dict):
         raise SpecError(str(path), [SpecIssue("", "a spec must be a mapping of fields (model, task, data, stages, ...)", 1)])
@@ -169,4 +173,12 @@ def load_spec(path: str | Path, host: PluginHost | None = None, plugins_dirs: li
         else:
             host = load_plugins(plugins_dirs or [])
     spec = validate_spec(data, host.registries, str(path), nodes)
-    return spec.resolve_paths(path.parent.resolve()), host
+    try:
+        return spec.resolve_paths(path.parent.resolve()), host
+    except (OSError, ValueError) as error:  # a path with a NUL byte or a name too long for the file system
+        raise SpecError(str(path), [SpecIssue("", f"a path in the spec cannot be used: {_describe(error)}")]) from None
+
+
+def _describe(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) < 200 else text[:200] + "..."

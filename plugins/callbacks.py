@@ -9,12 +9,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from hone.hookspecs import hookimpl
+from hone.paths import RunFileName, inside_run_dir
 from hone.registry import Register
 
 
 class CsvLoggerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    filename: str = Field("metrics.csv", description="File name inside the run directory.")
+    filename: RunFileName = Field("metrics.csv", description="File name inside the run directory.")
 
 
 class CsvLogger:
@@ -25,6 +26,7 @@ class CsvLogger:
 
     def _write(self, data: dict[str, Any]) -> None:
         new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as handle:
             writer = csv.writer(handle)
             if new:
@@ -42,7 +44,7 @@ class CsvLogger:
 
 def csv_logger(params: CsvLoggerParams, run_dir: Path) -> CsvLogger:
     """Log scalar metrics to a CSV file in the run directory."""
-    return CsvLogger(Path(run_dir) / params.filename)
+    return CsvLogger(inside_run_dir(Path(run_dir), params.filename))
 
 
 @hookimpl

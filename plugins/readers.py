@@ -236,6 +236,10 @@ class JsonlReader:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(path, number, f"invalid JSON: {error.msg} (column {error.colno})") from None
+            except RecursionError:
+                raise DataError(path, number, "JSON nested too deeply") from None
+            except ValueError as error:  # an integer of more than 4300 digits
+                raise DataError(path, number, f"invalid JSON: {error}") from None
             if not isinstance(record, dict):
                 raise DataError(path, number, f"expected a JSON object, got {type(record).__name__}")
             for key in self.required:

@@ -1,0 +1,149 @@
+"""Fuzzed specs (YAML and JSON, generated and mutated): always a SpecError report or a valid spec, never a traceback.
+
+    HONE_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest tests/reliability/test_fuzz_specs.py -s
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hone.plugins import PluginHost, load_plugins
+from hone.spec import RunSpec
+from hone.validation import SpecError, load_spec
+
+from .fuzzing import FUZZ, TRIED, file_bytes, json_values, mutated_text, mutated_tree
+
+pytestmark = pytest.mark.filterwarnings("ignore::hone.plugins.PluginLoadWarning")
+
+BASE: dict[str, Any] = {
+    "name": "fuzz",
+    "seed": 1,
+    "output_dir": "runs",
+    "plugins_dir": [],
+    "model": {"source": "some/model", "revision": None, "trust_remote_code": False},
+    "task": {"name": "token-classification", "max_length": 64},
+    "data": {"reader": {"name": "conll", "tag_column": 3}, "train": "train.txt", "validation": "valid.txt", "limit": 10},
+    "device": "cpu",
+    "precision": "fp32",
+    "callbacks": ["csv-logger"],
+    "stages": [
+        {"type": "train", "name": "head", "epochs": 1, "train_only": ["classifier.*"], "optimizer": {"name": "adamw", "lr": 1e-3},
+         "scheduler": {"name": "linear", "warmup": 0.1}, "early_stopping": {"metric": "entity_f1", "patience": 2}},
+        {"type": "evaluate", "split": "validation", "metrics": ["entity-f1", {"name": "entity-f1", "mode": "strict"}]},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def host() -> PluginHost:
+    return load_plugins(warn=False)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz-specs")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_counts() -> Iterator[None]:
+    yield
+    print(f"\nfuzzed spec files: {sum(v for k, v in TRIED.items() if k.startswith('spec'))} {dict(sorted(TRIED.items()))}")
+
+
+def serialise(data: Any, form: str) -> str:
+    if form == "json":
+        return json.dumps(data, ensure_ascii=False)
+    try:
+        return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    except yaml.YAMLError:
+        return json.dumps(data)  # JSON is YAML too
+
+
+def check(path: Path, host: PluginHost | None) -> None:
+    """The one property: a valid RunSpec, or a SpecError naming the file with at least one issue."""
+    try:
+        spec, _ = load_spec(path, host=host)
+    except SpecError as error:
+        TRIED[f"spec-{path.suffix[1:]}-refused"] += 1
+        assert error.issues and str(error).startswith(f"{path}: ")
+        assert all(issue.message and (issue.line is None or issue.line >= 1) for issue in error.issues)
+    else:
+        TRIED[f"spec-{path.suffix[1:]}-valid"] += 1
+        assert isinstance(spec, RunSpec)
+
+
+def test_the_base_spec_is_valid(folder: Path, host: PluginHost) -> None:
+    (folder / "base.yaml").write_text(serialise(BASE, "yaml"))
+    load_spec(folder / "base.yaml", host=host)
+
+
+@FUZZ
+@given(data=mutated_tree(BASE), form=st.sampled_from(["yaml", "json"]), with_plugins=st.integers(0, 9))
+def test_mutated_spec_trees(folder: Path, host: PluginHost, data: Any, form: str, with_plugins: int) -> None:
+    path = folder / f"tree.{form}"
+    path.write_text(serialise(data, form), encoding="utf-8")
+    # one in ten loads the plugins itself, so fuzzed plugins_dir values reach plugin discovery
+    check(path, None if with_plugins == 0 else host)
+
+
+@FUZZ
+@given(data=st.data(), form=st.sampled_from(["yaml", "json"]))
+def test_mutated_spec_text(folder: Path, host: PluginHost, data: st.DataObject, form: str) -> None:
+    text = data.draw(mutated_text(serialise(BASE, form)))
+    path = folder / f"text.{form}"
+    path.write_bytes(data.draw(file_bytes(text)))
+    check(path, host)
+
+
+@FUZZ
+@given(value=json_values, form=st.sampled_from(["yaml", "yml", "json"]))
+def test_arbitrary_documents(folder: Path, host: PluginHost, value: Any, form: str) -> None:
+    path = folder / f"any.{form}"
+    path.write_text(serialise(value, "json" if form == "json" else "yaml"), encoding="utf-8", errors="surrogatepass")
+    check(path, host)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000,
+        "a: " + "[" * 100_000,
+        '{"a": ' * 100_000,
+        "a: &x [1]\nb: *x\nstages: *x\n",
+        "model: !!python/object/apply:os.system ['touch /tmp/hone-pwned']\n",
+        "model: \x00\n",
+        "model: \"a\\0b\"\ntask: token-classification\ndata: {reader: conll, train: x}\nstages: [{type: evaluate}]\n",
+        "model: " + "m" * 5000 + "\ntask: token-classification\ndata: {reader: conll, train: x}\nstages: [{type: evaluate}]\n",
+        "plugins_dir: [\"a\\0b\"]\nmodel: m\ntask: token-classification\ndata: {reader: conll, train: x}\nstages: [{type: evaluate}]\n",
+        "plugins_dir: \"" + "p" * 5000 + "\"\nmodel: m\ntask: token-classification\ndata: {reader: conll, train: x}\nstages: [{type: evaluate}]\n",
+        "? [a, b]\n: c\n",
+        "1: 2\n",
+        "null: 1\nmodel: m\n",
+        "---\nmodel: a\n---\nmodel: b\n",
+        "",
+        "\ufeffmodel: m\n",
+    ],
+    ids=["deep-list", "deep-value", "deep-json-in-yaml", "aliases", "python-tag", "nul", "nul-in-model-path", "long-model-path",
+         "nul-in-plugins-dir", "long-plugins-dir", "complex-key", "int-key", "null-key", "two-documents", "empty", "bom"],
+)
+def test_known_hostile_specs(folder: Path, text: str) -> None:
+    for suffix in ("yaml", "json"):
+        path = folder / f"hostile.{suffix}"
+        path.write_text(text, encoding="utf-8")
+        check(path, None)
+    assert not Path("/tmp/hone-pwned").exists()
+
+
+def test_unreadable_bytes_are_a_spec_error(folder: Path, host: PluginHost) -> None:
+    path = folder / "binary.yaml"
+    path.write_bytes(b"model: \xff\xfe\x00\x81\n")
+    check(path, host)
+    check(folder, host)  # a folder, not a file
