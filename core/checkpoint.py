@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hone.atomic import write_json, write_text
+from hone.compressed import COMPRESSION_JSON, fit_state, plain_tensors, write_steps
 from hone.errors import HoneError
 
 WEIGHTS = "model.safetensors"
@@ -59,10 +60,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Contiguous, de-duplicated tensors (safetensors refuses shared storage, e.g. tied embeddings)."""
+    """Contiguous, de-duplicated plain tensors (safetensors refuses shared storage, e.g. tied embeddings;
+    quantized weights are stored as their integers and scales)."""
     seen: dict[int, str] = {}
     tensors: dict[str, torch.Tensor] = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in plain_tensors(model.state_dict()).items():
         if not isinstance(tensor, torch.Tensor):
             continue
         key = tensor.untyped_storage().data_ptr() if tensor.numel() else id(tensor)
@@ -88,7 +90,8 @@ class Checkpoints:
             tmp.mkdir(parents=True)
             save_file(state_dict_for_saving(model), str(tmp / WEIGHTS))
             torch.save(state, tmp / STATE)
-            manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE)}
+            compressed = write_steps(model, tmp)  # how to rebuild a compressed model before its weights load
+            manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE, *([COMPRESSION_JSON] if compressed else []))}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
             for path in tmp.iterdir():
                 with path.open("rb") as handle:
@@ -140,7 +143,7 @@ class Checkpoints:
 def load_checkpoint(folder: Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load weights into ``model`` and return the training state (never unpickles arbitrary objects)."""
     weights = load_file(str(folder / WEIGHTS))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing, unexpected = model.load_state_dict(fit_state(model.state_dict(), weights), strict=False)
     unexpected = [k for k in unexpected if k in weights]
     if unexpected:
         raise CheckpointError(f"{folder / WEIGHTS}: weights do not fit the model (unexpected: {unexpected[:5]})")

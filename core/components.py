@@ -51,7 +51,8 @@ class Callback(Protocol):
     """Receives lifecycle events; implement only the ``on_<event>`` methods you need.
 
     Events: run_start, stage_start, epoch_start, step_end, evaluation_done, checkpoint_saved,
-    epoch_end, stage_end, run_end, run_failed. Each method receives ``(event: str, data: dict)``.
+    epoch_end, stage_end, run_end, run_failed, batch_skipped, compression_point (one setting tried
+    against an accuracy budget), compression_done. Each method receives ``(event: str, data: dict)``.
     """
 
 
@@ -118,8 +119,10 @@ class StepHook(Protocol):
 class GradualCompressor(Compressor, Protocol):
     """A compressor that can also be applied step by step while a train stage runs (``pruning:``)."""
 
-    def gradual(self, total_steps: int, start: int, end: int, every: int) -> StepHook:
-        """A hook reaching the compressor's full strength at step ``end``, updating every ``every`` steps from ``start``."""
+    def gradual(self, model: Any, total_steps: int, start: int, end: int, every: int) -> StepHook:
+        """A hook reaching full strength at step ``end``, updating every ``every`` steps from ``start``.
+
+        Called when the stage starts or resumes (``model`` holds the weights it starts from)."""
         ...
 
 

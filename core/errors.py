@@ -13,6 +13,8 @@ class DataError(HoneError):
     """Malformed input data, located by file and line."""
 
     def __init__(self, path: str | Path, line: int | None, message: str) -> None:
+        # one line, even when the message quotes data holding line breaks (a quoted CSV header, ...)
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.path, self.line, self.message = str(path), line, message
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")

@@ -13,6 +13,7 @@ from hone.errors import ComponentError, HoneError
 EVENTS = (
     "run_start", "stage_start", "epoch_start", "step_end", "evaluation_done",
     "checkpoint_saved", "epoch_end", "stage_end", "run_end", "run_failed", "batch_skipped",
+    "compression_point", "compression_done",
 )
 
 

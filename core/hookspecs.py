@@ -46,7 +46,7 @@ def register_distillers(register: Register) -> None:
 
 @hookspec
 def register_searchers(register: Register) -> None:
-    """Register searchers: ``factory(params, seed) -> optuna.samplers.BaseSampler``."""
+    """Register searchers: ``factory(params, seed) -> optuna.samplers.BaseSampler`` (``space=`` too, if it takes it)."""
 
 
 @hookspec

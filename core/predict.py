@@ -11,11 +11,14 @@ from typing import Any, TextIO
 
 from hone.errors import DataError, HoneError
 from hone.plugins import PluginHost, load_plugins
-from hone.runner import HONE_JSON, MODEL_DIR, resolve_source  # noqa: E402  (imports torch)
+from hone.runner import HONE_JSON, LOAD_ERRORS, MODEL_DIR, first_line, resolve_source  # noqa: E402  (imports torch)
 
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
+    from transformers import AutoTokenizer
+
+    from hone.compressed import compression_steps, cpu_only, is_compressed_model, load_compressed_model
     from hone.devices import pick_device
     from hone.runner import quiet_transformers
 
@@ -30,9 +33,13 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
     task = host.registries.get("task", name).build(meta.get("task_params") or {})
     model_source = str(path) if path.exists() else resolve_source(source)
     try:
-        model, tokenizer = task.load(model_source, meta.get("labels") or [])
-    except OSError as error:
-        raise HoneError(f"{source}: cannot load a model ({error})") from None
+        if is_compressed_model(path):  # pruned to new shapes, quantized...: rebuilt from its recipe
+            model, tokenizer = load_compressed_model(path, host.registries), AutoTokenizer.from_pretrained(path)
+            device = "cpu" if cpu_only(compression_steps(model)) else device
+        else:
+            model, tokenizer = task.load(model_source, meta.get("labels") or [])
+    except LOAD_ERRORS as error:
+        raise HoneError(f"{source}: cannot load a model ({first_line(error)})") from None
     model.to(pick_device(device)).eval()
     return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pickle
 import signal
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from hone.atomic import write_json, write_text, write_with
 from hone.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_state, state_dict_for_saving
+from hone.compressed import read_steps, restore_steps, save_model_weights
 from hone.data import check_labels, load_splits
 from hone.devices import pick_device, pick_precision, seed_everything
 from hone.errors import ComponentError, HoneError, Interrupted
@@ -26,11 +28,19 @@ from hone.events import EventLog
 from hone.plugins import PluginHost
 from hone.progress import make_progress
 from hone.spec import RunSpec
-from hone.stages import MODIFIES_MODEL, STAGE_RUNNERS
+from hone.stages import MODIFIES_MODEL, STAGE_RUNNERS, model_for_checkpoint
 
 STATE = "state.json"
 MODEL_DIR = "model"
 HONE_JSON = "hone.json"
+
+
+# what transformers raises for a missing model, custom code without trust_remote_code, a refused pickle
+LOAD_ERRORS = (OSError, ValueError, pickle.UnpicklingError)
+
+
+def first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
 
 
 def resolve_source(source: str) -> str:
@@ -120,7 +130,7 @@ def save_model(run_dir: Path, model: torch.nn.Module, tokenizer: Any, spec: RunS
 
     final, tmp = run_dir / MODEL_DIR, run_dir / f".{MODEL_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    save_model_weights(model, tmp)  # save_pretrained, or hone's format for a structurally compressed model
     tokenizer.save_pretrained(tmp)
     (tmp / HONE_JSON).write_text(json.dumps({"task": spec.task.name, "task_params": spec.task.params, "labels": labels}, indent=2))
     shutil.rmtree(final, ignore_errors=True)
@@ -230,8 +240,8 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         warnings.warn(f"model.trust_remote_code is on: code from '{spec.model.source}' will run", stacklevel=2)
     try:
         model, tokenizer = task.load(resolve_source(spec.model.source), labels, trust_remote_code=spec.model.trust_remote_code, revision=spec.model.revision)
-    except OSError as error:
-        raise HoneError(f"model.source '{spec.model.source}': cannot load ({error})") from None
+    except LOAD_ERRORS as error:
+        raise HoneError(f"model.source '{spec.model.source}': cannot load ({first_line(error)})") from None
     features = _load_features(spec, host, task, tokenizer, labels, splits)
     model.to(device)
     if world_size > 1:
@@ -249,11 +259,18 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             raise HoneError(f"{run_dir / 'checkpoints'}: no usable checkpoint, so the finished stages' weights are lost; "
                             "start a new run with another --out")
         if folder is not None:
+            rebuilt = model_for_checkpoint(ctx, folder)
+            if rebuilt is not None:  # e.g. a distill stage's student: its checkpoints hold the student's weights
+                ctx.model = core = rebuilt.to(device)
+            if steps := read_steps(folder):  # a compressed model: rebuild its structure before its weights load
+                restored = restore_steps(core, steps, host.registries)
+                if restored is not core:
+                    ctx.model = core = restored
             resume_state = load_checkpoint(folder, core)
             if resume_state["done"]:  # between stages: continue with the RNG as the finished stage left it
                 set_rng_state(resume_state["rng"])
     events.emit("run_start", name=spec.name, device=str(device), precision=precision, resumed=resume,
-                torch=torch.__version__, sizes={k: len(v) for k, v in features.items()}, labels=labels)
+                torch=torch.__version__, sizes={k: len(v) for k, v in features.items()}, labels=labels, **versions(device))
     previous = signal.signal(signal.SIGINT, lambda *_: ctx._interrupt.__setitem__(0, True)) if writer else None
     try:
         for index, stage in enumerate(spec.stages):
@@ -286,6 +303,20 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     return run_dir
+
+
+def versions(device: torch.device) -> dict[str, str]:
+    """What the report's environment section shows beside torch: hone, transformers, Python, the accelerator."""
+    import platform
+
+    import transformers
+
+    from hone import __version__
+
+    found = {"hone": __version__, "transformers": transformers.__version__, "python": platform.python_version()}
+    if device.type == "cuda":
+        found["accelerator"] = torch.cuda.get_device_name(device)
+    return found
 
 
 def replica_check(model: torch.nn.Module, world_size: int) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hone.registry import Registries, UnknownComponentError
+from hone.space import SearchSpace, SpaceError, parse_entry, parse_path
 
 
 class Strict(BaseModel):
@@ -98,6 +100,23 @@ class EarlyStopping(Strict):
         return "min" if any(k in self.metric for k in ("loss", "perplexity", "mse", "error")) else "max"
 
 
+class GradualPruning(Strict):
+    """Compress while training: e.g. magnitude sparsity rising on Zhu & Gupta's cubic schedule."""
+
+    compressor: CompressorRef = Field(  # type: ignore[valid-type]
+        default_factory=lambda: CompressorRef(name="magnitude"),
+        description="A compressor with gradual(); its params give the final state, e.g. {name: magnitude, sparsity: 0.5}.")
+    start: float = Field(0.0, ge=0, lt=1, description="Fraction of the stage's optimizer steps before the first update.")
+    end: float = Field(0.75, gt=0, le=1, description="Fraction of the stage's optimizer steps by which full strength is reached.")
+    every: int = Field(10, ge=1, description="Optimizer steps between updates of the pruning masks.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GradualPruning:
+        if self.end <= self.start:
+            raise ValueError(f"`end` ({self.end}) must come after `start` ({self.start})")
+        return self
+
+
 class TrainStage(Strict):
     type: Literal["train"]
     name: str | None = None
@@ -122,6 +141,7 @@ class TrainStage(Strict):
     logging_steps: int = Field(20, gt=0)
     on_nonfinite: Literal["stop", "skip"] = Field(
         "stop", description="A NaN/inf loss: stop the stage (the last good checkpoint is kept) or skip that batch.")
+    pruning: GradualPruning | None = Field(None, description="Prune gradually during this stage (made permanent at its end).")
 
 
 class EvaluateStage(Strict):
@@ -132,7 +152,196 @@ class EvaluateStage(Strict):
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
 
 
-Stage = Annotated[Union[TrainStage, EvaluateStage], Field(discriminator="type")]
+class MaxDrop(Strict):
+    """A compress stage's accuracy budget: how far a validation metric may fall below the uncompressed model's."""
+
+    metric: str | None = Field(None, description="A metric key, e.g. entity_f1, accuracy; default: the task's first default metric.")
+    value: float = Field(ge=0, description="Largest allowed drop in the metric's units (entity_f1 is 0-1: one F1 point is 0.01), "
+                         "or a fraction of the uncompressed value with `relative: true`.")
+    relative: bool = False
+    mode: Literal["min", "max"] | None = Field(None, description="Default: min for loss-like names, else max.")
+
+    def direction(self, metric: str) -> Literal["min", "max"]:
+        """Whether higher (max) or lower (min) values of ``metric`` are better."""
+        if self.mode:
+            return self.mode
+        return "min" if any(k in metric for k in ("loss", "perplexity", "mse", "error")) else "max"
+
+
+class BudgetSearch(Strict):
+    """The settings a compress stage tries against its budget, strongest first."""
+
+    param: str = Field(description="The compressor parameter to vary, e.g. sparsity.")
+    candidates: list[Any] = Field(min_length=1, description="Values to try, strongest first; the first within budget is kept.")
+
+
+class CompressStage(Strict):
+    type: Literal["compress"]
+    name: str | None = None
+    compressor: CompressorRef  # type: ignore[valid-type]
+    max_drop: MaxDrop | None = None
+    search: BudgetSearch | None = None
+    budget_split: str = Field("validation", description="The split the budget is measured on.")
+    metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
+    batch_size: int = Field(64, gt=0, description="Batch size of the budget's evaluations.")
+
+    @model_validator(mode="after")
+    def _search_fits(self, info: ValidationInfo) -> CompressStage:
+        if self.search is None:
+            return self
+        if self.max_drop is None:
+            raise ValueError("`search` tries settings against an accuracy budget: set `max_drop` too")
+        registries: Registries | None = (info.context or {}).get("registries")
+        if registries is None or self.compressor.name not in registries["compressor"]:
+            return self
+        params = registries.get("compressor", self.compressor.name).params
+        if self.search.param not in params.model_fields:
+            raise ValueError(f"search.param '{self.search.param}' is not a parameter of compressor '{self.compressor.name}'; "
+                             f"its parameters: {', '.join(params.model_fields) or 'none'}")
+        for candidate in self.search.candidates:
+            try:
+                params.model_validate({**self.compressor.params, self.search.param: candidate})
+            except ValidationError as error:
+                raise ValueError(f"search.candidates: {candidate!r} is not a valid '{self.search.param}' for compressor "
+                                 f"'{self.compressor.name}': {error.errors()[0]['msg']}") from None
+        return self
+
+
+class StudentSpec(Strict):
+    layers: list[int] | None = Field(
+        None, min_length=1, description="Keep these transformer layers of the (first) teacher, with its embeddings and head.")
+    source: str | None = Field(None, description="Start from this model (Hub name, folder, pkg:<module>); it must share the run's tokenizer.")
+    revision: str | None = None
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Config overrides (num_hidden_layers, hidden_size, ...) of `source` or the teacher; "
+        "the student then starts from random weights.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StudentSpec:
+        if self.layers is not None and (self.source is not None or self.config):
+            raise ValueError("give `layers` (keep some of the teacher's layers) or `source` / `config`, not both")
+        if self.layers is None and self.source is None and not self.config:
+            raise ValueError("give `layers: [0, 2, 4]`, `source: <model>` or `config: {num_hidden_layers: 3}`")
+        if self.layers is not None and (len(set(self.layers)) != len(self.layers) or min(self.layers) < 0):
+            raise ValueError(f"`layers` must be distinct layer indices from 0, got {self.layers}")
+        return self
+
+
+class DistillStage(TrainStage):
+    """A train stage whose loss comes from a distiller; the student replaces the model."""
+
+    type: Literal["distill"]  # type: ignore[assignment]
+    teacher: str | list[str] | None = Field(
+        None, description="Run directory, model folder, Hub name or pkg:<module>, or a list of them (multi-teacher); "
+        "default: the current model.")
+    student: StudentSpec
+    distiller: DistillerRef = Field(default_factory=lambda: DistillerRef(name="logits"))  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _teachers(self) -> DistillStage:
+        if isinstance(self.teacher, list) and not self.teacher:
+            raise ValueError("`teacher: []` names no teacher; leave it out to distil the current model")
+        return self
+
+    def teachers(self) -> list[str]:
+        """The teachers named by the spec; empty: the current model."""
+        return [] if self.teacher is None else [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
+
+    def resolve_paths(self, local: Callable[[str], str]) -> DistillStage:
+        teacher = self.teacher if self.teacher is None or isinstance(self.teacher, list) else [self.teacher]
+        update: dict[str, Any] = {"student": self.student.model_copy(
+            update={"source": self.student.source and local(self.student.source)})}
+        if teacher is not None:
+            resolved = [local(t) for t in teacher]
+            update["teacher"] = resolved if isinstance(self.teacher, list) else resolved[0]
+        return self.model_copy(update=update)
+
+
+Stage = Annotated[Union[TrainStage, EvaluateStage, DistillStage, CompressStage], Field(discriminator="type")]
+
+
+MINIMIZED = ("loss", "perplexity", "mse", "error", "latency", "seconds", "size", "bytes", "parameters", "nonzero")
+
+
+class Objective(Strict):
+    """A result to optimise: ``<stage name>.<metric>``, or ``validation.<metric>`` for the last validation result."""
+
+    metric: str = Field(description="e.g. test.entity_f1, all.validation.accuracy, compress.after.sparsity, validation.loss.")
+    direction: Literal["maximize", "minimize"] | None = Field(None, description="Default: minimize loss-, error-, size- and latency-like names.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"metric": data} if isinstance(data, str) else data
+
+    @property
+    def goal(self) -> Literal["maximize", "minimize"]:
+        if self.direction:
+            return self.direction
+        return "minimize" if any(k in self.metric.rsplit(".", 1)[-1] for k in MINIMIZED) else "maximize"
+
+
+class PrunerSpec(Strict):
+    """Stops unpromising trials early from their per-epoch validation results."""
+
+    name: Literal["none", "median", "hyperband"] = "none"
+    startup_trials: int = Field(3, ge=0, description="median: finished trials before any trial is pruned.")
+    warmup_evals: int = Field(0, ge=0, description="median: evaluations a trial gets before it may be pruned.")
+    min_evals: int = Field(1, ge=1, description="hyperband: evaluations every trial gets (min_resource).")
+    reduction_factor: int = Field(3, ge=2, description="hyperband: 1/reduction_factor of the trials go on at each rung.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class SearchSpec(Strict):
+    """``hone search``: trials of the spec with values from ``space``, chosen by a searcher plugin."""
+
+    searcher: SearcherRef = Field(default_factory=lambda: SearcherRef(name="tpe"))  # type: ignore[valid-type]
+    objectives: list[Objective] = Field(min_length=1, description="One metric, or several for a Pareto front.")
+    trials: int | None = Field(None, gt=0, description="Trials in all (across workers and restarts); a grid defaults to its size.")
+    timeout: float | None = Field(None, gt=0, description="Seconds after which no new trial starts (per `hone search` call).")
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    storage: str | None = Field(None, description="Optuna storage URL (postgresql://... for several machines); default: "
+                                "SQLite in the search directory.")
+    study: str | None = Field(None, description="Study name in the storage; default: the spec's name.")
+    keep: Literal["best", "all", "none"] = Field("best", description="Trials whose final model stays in trials/<n>/model: the best "
+                                                 "(or Pareto-optimal) ones, all, or none. Checkpoints go once a trial ends.")
+    space: dict[str, Any] = Field(min_length=1, description="Spec path -> [values] | {choice: [...]} | {uniform|loguniform|int: "
+                                  "[low, high], step?, log?} | {choices: {component: {param: range or value} | null}}.")
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _one_objective(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else [value]
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, space: dict[str, Any]) -> dict[str, Any]:
+        details = []
+        for key, value in space.items():
+            try:
+                parse_path(key)
+                parse_entry(value)
+            except SpaceError as error:
+                details.append(InitErrorDetails(type=PydanticCustomError("search_space", str(error)), loc=(key, *error.loc), input=value))
+        if details:
+            raise ValidationError.from_exception_data(cls.__name__, details)
+        return space
+
+    @model_validator(mode="after")
+    def _objectives(self) -> SearchSpec:
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"an objective is named twice: {', '.join(metrics)}")
+        if len(metrics) > 1 and self.pruner.name != "none":
+            raise ValueError("pruning needs a single objective (Optuna cannot prune multi-objective trials); set `pruner: none`")
+        return self
+
+    def parsed_space(self) -> SearchSpace:
+        return SearchSpace.parse(self.space)
 
 
 class RunSpec(Strict):
@@ -147,6 +356,7 @@ class RunSpec(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
     stages: list[Stage] = Field(min_length=1)
+    search: SearchSpec | None = Field(None, description="Used by `hone search`; `hone run` runs the spec as it is.")
 
     def stage_names(self) -> list[str]:
         return [s.name or f"{i}-{s.type}" for i, s in enumerate(self.stages)]
@@ -162,14 +372,18 @@ class RunSpec(Strict):
         data = self.data.model_copy(
             update={k: resolve(getattr(self.data, k)) for k in ("train", "validation", "test", "path")}
         )
-        source = self.model.source
-        if source.startswith((".", "/")) or (base / source).exists():
-            source = resolve(source) or source
+        def local(source: str) -> str:
+            """A model source: a folder relative to the spec, or a Hub / pkg: name left as it is."""
+            if source.startswith((".", "/")) or (base / source).exists():
+                return resolve(source) or source
+            return source
+
         return self.model_copy(
             update={
                 "data": data,
                 "plugins_dir": [resolve(p) for p in self.plugins_dir],
                 "output_dir": resolve(self.output_dir),
-                "model": self.model.model_copy(update={"source": source}),
+                "model": self.model.model_copy(update={"source": local(self.model.source)}),
+                "stages": [s.resolve_paths(local) if isinstance(s, DistillStage) else s for s in self.stages],
             }
         )

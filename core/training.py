@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -104,8 +105,28 @@ class EarlyStopper:
         self.best, self.bad_evals = state["best"], state["bad_evals"]
 
 
-def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one train stage (from ``resume`` state if given); return its validation results."""
+LossFn = Callable[[torch.nn.Module, dict[str, Any]], torch.Tensor]
+"""``loss_fn(model, batch)``: one batch's training loss, forward pass included."""
+
+
+def task_loss(ctx: Any, stage: TrainStage) -> LossFn:
+    """The default loss: the task's loss on the model's outputs."""
+
+    def loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        with autocast(ctx.device, ctx.precision):
+            outputs = model(**model_inputs(batch))
+        return ctx.task.loss(outputs, batch, stage.label_smoothing)
+
+    return loss
+
+
+def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] | None = None,
+                loss_fn: LossFn | None = None, extra: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Run one train stage (from ``resume`` state if given); return its validation results.
+
+    ``loss_fn`` replaces the task loss; ``extra`` holds modules trained beside the model (a distiller's
+    projections): optimised with it and kept in the checkpoints' training state, not in the model.
+    """
     model, task = ctx.model, ctx.task
     name = ctx.stage_names[index]
     core = model.module if hasattr(model, "module") else model
@@ -118,8 +139,13 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
     batches_per_epoch = len(train_batches(lengths, stage.batch_size, 0, False)) // world
     steps_per_epoch = max(1, math.ceil(batches_per_epoch / stage.gradient_accumulation_steps))
     total_steps = steps_per_epoch * stage.epochs if stage.max_steps is None else min(stage.max_steps, steps_per_epoch * stage.epochs)
-    optimizer = _build(ctx, "optimizer", stage.optimizer, param_groups(core))
+    optimizer = _build(ctx, "optimizer", stage.optimizer, param_groups(core) + (param_groups(extra) if extra is not None else []))
+    trained = [p for p in core.parameters() if p.requires_grad] + (list(extra.parameters()) if extra is not None else [])
+    compute_loss = loss_fn or task_loss(ctx, stage)
     scheduler = _build(ctx, "scheduler", stage.scheduler, optimizer, total_steps)
+    from hone.compression import finish_hooks, gradual_hooks  # it imports this module
+
+    step_hooks = gradual_hooks(ctx, index, stage, core, total_steps)  # e.g. gradual pruning
     metrics = metric_objects(ctx, stage.metrics)
     stopper = EarlyStopper(stage)
     # fp16 gradients underflow without loss scaling; for bf16/fp32 the scaler is a no-op
@@ -140,6 +166,8 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
         epoch, start_batch, step = resume["epoch"], resume["batch"], resume["step"]
         last_metrics = resume.get("last_metrics", {})
         skipped = resume.get("skipped", 0)
+        if extra is not None:
+            extra.load_state_dict(resume["extra"])
         set_rng_state(resume["rng"])
 
     def checkpoint(tag: str, epoch_: int, batch_: int) -> None:
@@ -151,15 +179,17 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
             "stage": index, "done": False, "epoch": epoch_, "batch": batch_, "step": step,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "early_stopping": stopper.state(), "rng": rng_state(), "last_metrics": plain(scalars_tree(last_metrics)),
-            "skipped": skipped,
+            "skipped": skipped, **({"extra": extra.state_dict()} if extra is not None else {}),
         }
         folder = ctx.checkpoints.save(tag, core, state)
         ctx.events.emit("checkpoint_saved", stage=name, epoch=epoch_, step=step, path=str(folder))
 
     accumulation = stage.gradient_accumulation_steps
     l1_params = [p for n, p in core.named_parameters() if p.requires_grad and not n.endswith(NO_DECAY)] if stage.l1 else []
-    ctx.events.emit("stage_start", stage=name, type="train", total_steps=total_steps, resumed_at_step=step or None)
+    ctx.events.emit("stage_start", stage=name, type=stage.type, total_steps=total_steps, resumed_at_step=step or None)
     model.train()
+    if extra is not None:
+        extra.train()
     # a step checkpoint (start_batch > 0) still owes its epoch's end: the evaluation and the epoch checkpoint
     done, stop = step >= total_steps and start_batch == 0, stopper.stopped()
     while epoch < stage.epochs and not done and not stop:
@@ -173,9 +203,7 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
             if step >= total_steps:  # resumed at the step that ended the stage: only the epoch's end is left
                 break
             batch = to_device(task.collate([features[i] for i in batches[b]], ctx.tokenizer), ctx.device)
-            with autocast(ctx.device, ctx.precision):
-                outputs = model(**model_inputs(batch))
-            loss = task.loss(outputs, batch, stage.label_smoothing)
+            loss = compute_loss(model, batch)
             if stage.l1:
                 loss = loss + stage.l1 * sum(p.abs().sum() for p in l1_params)
             loss_value = loss.item()
@@ -198,13 +226,15 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
                 continue
             if stage.max_grad_norm is not None:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_([p for p in core.parameters() if p.requires_grad], stage.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(trained, stage.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             if scheduler.interval == "step":
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            for hook in step_hooks:
+                hook.after_step(core, step)
             progress.advance(loss_value)
             if step % stage.logging_steps == 0:
                 elapsed = time.perf_counter() - window_start
@@ -247,5 +277,5 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
     if restored:
         ctx.restore_best(index, core)
     return {"validation": last_metrics, "steps": step, "early_stopped": stop if has_eval else False, "best": stopper.best,
-            "restored_best": restored, "skipped_batches": skipped}
+            "restored_best": restored, "skipped_batches": skipped, **finish_hooks(ctx, index, stage, core, step_hooks)}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -42,6 +41,12 @@ def lines_of(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def lf_lines(text: str) -> list[str]:
+    """Lines ending at LF only, each with its ending: csv's line numbers then match the other readers' (a lone CR is data)."""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def check_tag(tag: str, path: Path, line: int | None) -> None:
@@ -147,7 +152,7 @@ class TableReader:
         p = self.params
         quoted = p.quoted if p.quoted is not None else self.delimiter != "\t"
         rows = csv.reader(
-            io.StringIO(read_text(path), newline=""),
+            lf_lines(read_text(path)),
             delimiter=self.delimiter,
             quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
             strict=True,

@@ -18,11 +18,15 @@ from hone.registry import UnknownComponentError
 
 BUILTIN_PLUGINS = {
     "callbacks": {"callback": ["csv-logger"]},
+    "compressors": {"compressor": ["magnitude", "structured", "dynamic-int8", "weight-int8", "half"]},
+    "distillers": {"distiller": ["logits", "hidden"]},
     "metrics": {"metric": ["accuracy", "precision", "recall", "f1", "entity-f1", "confusion-matrix"]},
     "optimizers": {"optimizer": ["sgd", "adam", "adamw", "adafactor"]},
     "readers": {"reader": ["conll", "tsv", "csv", "jsonl"]},
     "schedulers": {"scheduler": ["constant", "linear", "cosine", "step", "exponential", "reduce-on-plateau"]},
-    "tasks": {"task": ["token-classification"]},
+    "searchers": {"searcher": ["grid", "random", "tpe", "nsga2"]},
+    "tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
+    "trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 
 TOP_K = '''

@@ -121,7 +121,7 @@ def linear_weights(model: Any) -> dict[str, Any]:
 
 def test_example_plugin_registers_a_metric_and_a_compressor(example: ModuleType) -> None:
     assert set(registered(example, "register_metrics")) == {"exact-match"}
-    assert set(registered(example, "register_compressors")) == {"prune-small"}
+    assert set(registered(example, "register_compressors")) == {"prune-small", "prune-unseen-embeddings"}
 
 
 def test_example_plugin_module_does_not_import_torch() -> None:
@@ -234,7 +234,7 @@ def test_installed_example_plugin_is_listed_with_its_distribution(installed: Ins
     assert (row["status"], row["error"]) == ("ok", None)
     assert (row["distribution"], row["version"]) == ("hone-example-plugin", "0.1.0")
     assert (row["module"], row["source"]) == ("hone_example_plugin", "entry-point")
-    assert row["components"] == {"compressor": ["prune-small"], "metric": ["exact-match"]}
+    assert row["components"] == {"compressor": ["prune-small", "prune-unseen-embeddings"], "metric": ["exact-match"]}
     assert row["kind"] == ["compressor", "metric"]
 
 

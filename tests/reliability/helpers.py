@@ -17,12 +17,54 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 NER_SAMPLE = REPO / "examples" / "data" / "ner-sample"
 
-# A minimal stage of every stage type hone runs: the run-directory checks run each of them.
-# A new stage type (compress, distill, search, ...) must be added here; test_confinement fails until it is.
+# A minimal stage of every stage type hone runs: the crash/resume and run-directory checks run each of them.
+# A new stage type must be added here (test_security's test_every_stage_type_has_a_reliability_example says so).
 STAGE_EXAMPLES: dict[str, dict[str, Any]] = {
     "train": {"type": "train", "epochs": 1, "batch_size": 8, "logging_steps": 1, "optimizer": {"name": "adamw", "lr": 3e-3}},
     "evaluate": {"type": "evaluate", "split": "test", "metrics": ["entity-f1", "accuracy"]},
+    "distill": {"type": "distill", "epochs": 1, "batch_size": 8, "student": {"layers": [0]}, "distiller": "logits"},
+    "compress": {"type": "compress", "compressor": "test-halve"},
 }
+
+# Components the examples need that hone may not ship: plain plugins-dir modules, written beside the spec.
+TEST_COMPRESSOR = '''
+import torch
+from hone.hookspecs import hookimpl
+
+
+class HalveSmallest:
+    def compress(self, model, context):
+        zeroed = 0
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    weight = module.weight
+                    mask = weight.abs() <= weight.abs().flatten().kthvalue(max(1, weight.numel() // 2)).values
+                    zeroed += int(mask.sum())
+                    weight[mask] = 0.0
+        return model, {"zeroed": zeroed}
+
+
+def halve_smallest(params):
+    """Zero the smaller half of every Linear layer's weights (a test compressor)."""
+    return HalveSmallest()
+
+
+@hookimpl
+def register_compressors(register):
+    register("test-halve", halve_smallest)
+'''
+STAGE_PLUGINS: dict[str, dict[str, str]] = {"compress": {"reliability_compressor": TEST_COMPRESSOR}}
+
+
+def with_stages(spec: dict[str, Any], directory: Path, *types: str) -> dict[str, Any]:
+    """``spec`` running one example stage of each of ``types``, with the plugins they need written to ``directory``."""
+    spec = dict(spec, stages=[dict(STAGE_EXAMPLES[t], name=f"{i}-{t}") for i, t in enumerate(types)])
+    for stage_type in types:
+        for module, source in STAGE_PLUGINS.get(stage_type, {}).items():
+            write_plugin(directory / "reliability-plugins", module, source)
+            spec["plugins_dir"] = [str(directory / "reliability-plugins")]
+    return spec
 
 
 def ner_spec(model_dir: Path, **overrides: Any) -> dict[str, Any]:
@@ -67,7 +109,7 @@ def subprocess_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def hone(tmp_path: Path, *args: str, stdin: str | None = None, timeout: int = 180, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m hone ARGS`` in ``tmp_path``, as a user would run it."""
     return subprocess.run([sys.executable, "-m", "hone", *args], input=stdin, capture_output=True, text=True,
-                          env=subprocess_env(tmp_path, **env), cwd=tmp_path, timeout=timeout)
+                          env=subprocess_env(tmp_path, **env), cwd=tmp_path, timeout=timeout, check=False)
 
 
 def read_json(path: Path) -> Any:

@@ -106,7 +106,7 @@ def test_every_kind_of_damage_is_reported_with_the_file(tmp_path: Path, damage: 
 
 def test_resume_refuses_when_no_checkpoint_holds_the_finished_stages(reference: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     spec_file, _ = reference
-    spec, host = load_spec(spec_file)
+    spec, _ = load_spec(spec_file)
     two_stages = ner_spec(Path(spec.model.source))
     two_stages["stages"] = [dict(two_stages["stages"][0], name="first"), dict(two_stages["stages"][0], name="second", checkpoint_steps=2)]
     spec_file = write_spec(tmp_path, two_stages)

@@ -29,6 +29,10 @@ LIGHT = {
     "deeply-nested-spec": (["validate", "spec.yaml"], {"spec.yaml": "[" * 50_000}, 2, "nested too deeply"),
     "predict-bad-int": (["predict", "run", "--batch-size", "abc"], {}, 2, "invalid int value: 'abc'"),
     "schema-extra-argument": (["schema", "extra"], {}, 2, "unrecognized arguments: extra"),
+    "report-missing-folder": (["report", "nowhere"], {}, 2, "nowhere: not a directory"),
+    "compare-non-run-folders": (["compare", ".", "."], {}, 2, "not a hone run directory"),
+    "search-missing-spec": (["search", "absent.yaml"], {}, 2, "absent.yaml: 1 problem"),
+    "search-bad-workers": (["search", "absent.yaml", "--workers", "abc"], {}, 2, "invalid int value: 'abc'"),
 }
 
 
@@ -38,12 +42,16 @@ def make_files(tmp_path: Path, files: dict[str, str | bytes]) -> None:
 
 
 def assert_one_line_error(result: object, code: int, text: str) -> None:
+    """One ``error:`` line (a spec report adds one indented line per problem), no traceback."""
     stderr = result.stderr  # type: ignore[attr-defined]
     assert result.returncode == code, (result.returncode, stderr)  # type: ignore[attr-defined]
     assert "Traceback" not in stderr
-    errors = [line for line in stderr.splitlines() if "error:" in line]
+    lines = stderr.splitlines()
+    errors = [i for i, line in enumerate(lines) if "error:" in line]
     assert len(errors) == 1, stderr
-    assert text in errors[0], stderr
+    block = [lines[errors[0]], *(line for line in lines[errors[0] + 1:] if line.startswith("  "))]
+    assert any(text in line for line in block), stderr
+    assert all(len(line) < 400 for line in block), stderr
 
 
 @pytest.mark.parametrize("case", sorted(LIGHT))
@@ -97,7 +105,7 @@ def test_misuse_of_run_and_predict(tmp_path: Path, model_run: Path, tiny_bert: P
 def test_predict_still_works_on_the_same_run(tmp_path: Path, model_run: Path) -> None:
     result = hone(tmp_path, "predict", str(model_run), stdin='{"text": "Maria flew to Oslo"}\n')
     assert result.returncode == 0, result.stderr
-    assert "text" in json.loads(result.stdout.splitlines()[0])
+    assert "entities" in json.loads(result.stdout.splitlines()[0])
 
 
 @pytest.mark.slow

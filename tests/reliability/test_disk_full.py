@@ -149,7 +149,7 @@ def test_a_real_write_failure_in_a_subprocess_is_one_line_and_resumable(tmp_path
     spec_file = write_spec(tmp_path, spec)
     command = [sys.executable, "-m", "hone", "run", str(spec_file), "--out", str(tmp_path / "run"), "-q"]
     weights = (tiny_bert / "model.safetensors").stat().st_size
-    limited = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=300,
+    limited = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=300, check=False,
                              preexec_fn=limit_file_size(weights // 2))
     assert limited.returncode == 2, limited.stderr
     assert "Traceback" not in limited.stderr
@@ -158,6 +158,6 @@ def test_a_real_write_failure_in_a_subprocess_is_one_line_and_resumable(tmp_path
     assert error[0].endswith("the previous checkpoints are kept")
     assert read_json(tmp_path / "run" / "state.json")["status"] == "failed"
     assert not list((tmp_path / "run" / "checkpoints").glob(".*"))
-    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=300)
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "completed"

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from hone.errors import HoneError
 from hone.events import EventLog, read_events
 from hone.runner import _prepare_run_dir, run
 from hone.validation import load_spec
 
-from .helpers import kill_harness, ner_spec, read_json, write_spec
+from .helpers import STAGE_EXAMPLES, kill_harness, ner_spec, read_json, with_stages, write_spec
 
 
 def run_spec(spec_file: Path, out: Path, resume: bool = False) -> Path:
@@ -74,6 +76,40 @@ def test_a_kill_as_a_stage_ends_neither_retrains_nor_loses_results(
     resumed = read_events(killed / "events.jsonl")[before:]
     assert not [e for e in resumed if e["event"] in ("step_end", "epoch_start")], "the finished stage was trained again"
     assert read_json(killed / "state.json")["status"] == "completed"
+
+
+class CrashInStage:
+    """Fails the run at the ``nth`` event of stage ``stage`` (counting its stage_start): a crash inside any stage type."""
+
+    def __init__(self, stage: str, nth: int) -> None:
+        self.stage, self.nth, self.seen = stage, nth, 0
+
+    def __getattr__(self, method: str) -> Any:
+        if not method.startswith("on_"):
+            raise AttributeError(method)
+        return self._count
+
+    def _count(self, event: str, data: dict[str, Any]) -> None:
+        if data.get("stage") == self.stage:
+            self.seen += 1
+            if self.seen == self.nth:
+                raise HoneError(f"crash injected at {event} of stage {self.stage}")
+
+
+@pytest.mark.parametrize("stage_type", sorted(STAGE_EXAMPLES))
+def test_a_crash_inside_any_stage_type_resumes_to_the_same_metrics(tmp_path: Path, tiny_bert: Path, stage_type: str) -> None:
+    spec = with_stages(ner_spec(tiny_bert), tmp_path, "train", stage_type, "evaluate")
+    spec["stages"][0]["checkpoint_steps"] = 4
+    spec_file = write_spec(tmp_path, spec)
+    expected = read_json(run_spec(spec_file, tmp_path / "reference") / "metrics.json")
+    loaded, host = load_spec(spec_file)
+    with pytest.raises(HoneError, match="crash injected"):
+        run(loaded, host, out=tmp_path / "run", callbacks=[("crash", CrashInStage(f"1-{stage_type}", 3))])
+    assert read_json(tmp_path / "run" / "state.json")["status"] == "failed"
+    run_spec(spec_file, tmp_path / "run", resume=True)
+    harness = kill_harness()
+    assert harness.comparable(read_json(tmp_path / "run" / "metrics.json")) == harness.comparable(expected)
+    assert not harness.unreadable(tmp_path / "run", cut_last_line_ok=False)
 
 
 def test_a_run_killed_while_starting_can_be_resumed(tmp_path: Path, tiny_bert: Path) -> None:

@@ -1,4 +1,5 @@
-"""An example hone plugin: the ``exact-match`` metric and the ``prune-small`` compressor.
+"""An example hone plugin: the ``exact-match`` metric and the ``prune-small`` and
+``prune-unseen-embeddings`` compressors.
 
 This module is what the ``hone.plugins`` entry point names, so ``hone plugins`` imports it:
 it holds only the params models and the hooks, and the factories import the heavy parts
@@ -16,6 +17,7 @@ from hone.registry import Register
 
 if TYPE_CHECKING:
     from hone_example_plugin.compressors import PruneSmall
+    from hone_example_plugin.embeddings import PruneUnseenEmbeddings
     from hone_example_plugin.metrics import ExactMatch
 
 __version__ = "0.1.0"
@@ -41,6 +43,11 @@ class PruneSmallParams(BaseModel):
         return self
 
 
+class PruneUnseenEmbeddingsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_count: int = Field(1, ge=1, description="Keep the rows of tokens seen at least this often in the training data.")
+
+
 def exact_match(params: ExactMatchParams) -> ExactMatch:
     """Fraction of examples predicted exactly (for tag sequences: the whole sentence right)."""
     from hone_example_plugin.metrics import ExactMatch
@@ -55,6 +62,13 @@ def prune_small(params: PruneSmallParams) -> PruneSmall:
     return PruneSmall(threshold=params.threshold, fraction=params.fraction)
 
 
+def prune_unseen_embeddings(params: PruneUnseenEmbeddingsParams) -> PruneUnseenEmbeddings:
+    """Drop the word-embedding rows of tokens the training data never uses (they read [UNK]'s row)."""
+    from hone_example_plugin.embeddings import PruneUnseenEmbeddings
+
+    return PruneUnseenEmbeddings(min_count=params.min_count)
+
+
 @hookimpl
 def register_metrics(register: Register) -> None:
     register("exact-match", exact_match, ExactMatchParams)
@@ -63,3 +77,4 @@ def register_metrics(register: Register) -> None:
 @hookimpl
 def register_compressors(register: Register) -> None:
     register("prune-small", prune_small, PruneSmallParams)
+    register("prune-unseen-embeddings", prune_unseen_embeddings, PruneUnseenEmbeddingsParams)

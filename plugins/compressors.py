@@ -1,0 +1,101 @@
+"""Built-in compressors: magnitude and structured pruning, dynamic and weight-only int8, half precision.
+
+Only params models and factories live here (``hone plugins`` imports this module); the
+implementations, which import torch, are in :mod:`hone_plugins.pruning` and :mod:`hone_plugins.quantization`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hone.hookspecs import hookimpl
+from hone.registry import Register
+
+if TYPE_CHECKING:
+    from hone_plugins.pruning import MagnitudePruning, StructuredPruning
+    from hone_plugins.quantization import DynamicInt8, Half, WeightInt8
+
+HEADS = ["*classifier*", "*lm_head*", "*qa_outputs*", "*score*"]
+
+
+class LayerSelection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include: list[str] = Field(default_factory=lambda: ["*"], description="Linear module names to compress (fnmatch patterns).")
+    exclude: list[str] = Field(default_factory=list, description="Linear module names to leave alone (fnmatch patterns).")
+
+
+class MagnitudeParams(LayerSelection):
+    sparsity: float = Field(0.5, ge=0, lt=1, description="Share of the selected weights set to zero.")
+    scope: Literal["layer", "global"] = Field("layer", description="Rank weights within each layer, or over all selected layers.")
+    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Linear module names to leave alone "
+                               "(fnmatch patterns); default: the task heads.")
+
+
+class StructuredParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    heads_fraction: float = Field(0.25, ge=0, lt=1, description="Share of attention heads to remove.")
+    ffn_fraction: float = Field(0.25, ge=0, lt=1, description="Share of feed-forward (intermediate) neurons to remove.")
+    importance: Literal["auto", "gradient", "magnitude"] = Field(
+        "auto", description="gradient: |dLoss/dgate| on calibration batches (Michel et al.); magnitude: weight norms; "
+        "auto: gradient when the run has training data.")
+    scope: Literal["layer", "global"] = Field("layer", description="Remove the same share in every layer, or rank over all layers.")
+    calibration_batches: int = Field(16, ge=1, description="Training batches used to score importance (gradient).")
+    batch_size: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> StructuredParams:
+        if not self.heads_fraction and not self.ffn_fraction:
+            raise ValueError("set `heads_fraction` and/or `ffn_fraction` above 0")
+        return self
+
+
+class HalfParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dtype: Literal["bf16", "fp16"] = Field("bf16", description="bf16 keeps fp32's range; fp16 is faster on older GPUs.")
+
+
+def magnitude(params: MagnitudeParams) -> MagnitudePruning:
+    """Unstructured L1 pruning of Linear weights to a target sparsity (one-shot, or gradual in a train stage)."""
+    from hone_plugins.pruning import MagnitudePruning
+
+    return MagnitudePruning(params.sparsity, params.scope, params.include, params.exclude)
+
+
+def structured(params: StructuredParams) -> StructuredPruning:
+    """Remove the least important attention heads and FFN neurons: smaller, faster BERT-style encoders."""
+    from hone_plugins.pruning import StructuredPruning
+
+    return StructuredPruning(params.heads_fraction, params.ffn_fraction, params.importance, params.scope,
+                             params.calibration_batches, params.batch_size)
+
+
+def dynamic_int8(params: LayerSelection) -> DynamicInt8:
+    """int8 Linear layers with activations quantized per batch (torch.ao dynamic quantization; CPU)."""
+    from hone_plugins.quantization import DynamicInt8
+
+    return DynamicInt8(params.include, params.exclude)
+
+
+def weight_int8(params: LayerSelection) -> WeightInt8:
+    """Weight-only int8 Linear layers (per-row scales): 4x smaller weights, float compute."""
+    from hone_plugins.quantization import WeightInt8
+
+    return WeightInt8(params.include, params.exclude)
+
+
+def half(params: HalfParams) -> Half:
+    """Cast the model to bf16 or fp16."""
+    from hone_plugins.quantization import Half
+
+    return Half(params.dtype)
+
+
+@hookimpl
+def register_compressors(register: Register) -> None:
+    register("magnitude", magnitude, MagnitudeParams)
+    register("structured", structured, StructuredParams)
+    register("dynamic-int8", dynamic_int8, LayerSelection)
+    register("weight-int8", weight_int8, LayerSelection)
+    register("half", half, HalfParams)

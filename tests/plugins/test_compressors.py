@@ -1,0 +1,229 @@
+"""The built-in compressors on a tiny BERT: shapes, sparsity, closeness to the original, and the
+save/restore round trip (safetensors weights + recipe) giving identical outputs."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from hone.components import CompressionContext
+from hone.compressed import STEPS_ATTRIBUTE, load_weights, restore_steps
+from hone.compression import model_report
+from hone.plugins import PluginHost, load_plugins
+
+LABELS = 5
+
+
+@pytest.fixture(scope="module")
+def host() -> PluginHost:
+    return load_plugins(warn=False)
+
+
+@pytest.fixture(scope="module")
+def base(tiny_bert: Path) -> torch.nn.Module:
+    from transformers import AutoModelForTokenClassification
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    torch.manual_seed(0)
+    return AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=LABELS).eval()
+
+
+@pytest.fixture
+def model(base: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(base)
+
+
+INPUTS = torch.randint(5, 60, (4, 12), generator=torch.Generator().manual_seed(1))
+
+
+def logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(input_ids=INPUTS, attention_mask=torch.ones_like(INPUTS)).logits.float()
+
+
+def compress(host: PluginHost, name: str, model: torch.nn.Module, context: CompressionContext | None = None,
+             **params: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    return host.registries.get("compressor", name).build(params).compress(model, context or CompressionContext())
+
+
+def round_trip(host: PluginHost, name: str, params: dict[str, Any], compressed: torch.nn.Module, report: dict[str, Any],
+               fresh: torch.nn.Module) -> torch.nn.Module:
+    """What saving and loading does: plain tensors out, recipe re-applied to a fresh model, tensors back in."""
+    from safetensors.torch import load, save
+
+    from hone.checkpoint import state_dict_for_saving
+
+    blob = save(state_dict_for_saving(compressed))
+    steps = [{"compressor": name, "params": params, "recipe": report.get("recipe")}]
+    restored = restore_steps(fresh, steps, host.registries)
+    load_weights(restored, load(blob), "test")
+    return restored.eval()
+
+
+def linear_weights(model: torch.nn.Module, prefix: str = "bert.encoder") -> dict[str, torch.Tensor]:
+    return {n: m.weight for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith(prefix)}
+
+
+def test_compressor_module_does_not_import_torch() -> None:
+    code = "import sys, hone_plugins.compressors; assert 'torch' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_magnitude_reaches_the_sparsity_and_leaves_the_head_alone(host: PluginHost, model: torch.nn.Module, scope: str) -> None:
+    classifier = model.classifier.weight.detach().clone()
+    pruned, report = compress(host, "magnitude", model, sparsity=0.6, scope=scope)
+    weights = linear_weights(pruned)
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    assert zeros / sum(w.numel() for w in weights.values()) == pytest.approx(0.6, abs=1e-3)
+    if scope == "layer":
+        assert all(float((w == 0).float().mean()) == pytest.approx(0.6, abs=1e-2) for w in weights.values())
+    assert torch.equal(pruned.classifier.weight, classifier)
+    assert report == {"sparsity": 0.6, "scope": scope, "pruned_layers": len(weights)}
+    assert not any("weight_orig" in name for name, _ in pruned.named_parameters())  # made permanent
+    assert "recipe" not in report  # plain weights: saved and loaded like any model
+
+
+def test_magnitude_include_and_exclude_patterns(host: PluginHost, model: torch.nn.Module) -> None:
+    pruned, report = compress(host, "magnitude", model, sparsity=0.5, include=["*.intermediate.dense"], exclude=["*.layer.1.*"])
+    assert report["pruned_layers"] == 1
+    sparsity = model_report(pruned)["layer_sparsity"]
+    assert sparsity["bert.encoder.layer.0.intermediate.dense"] == 0.5
+    assert sparsity["bert.encoder.layer.1.intermediate.dense"] < 0.1
+    with pytest.raises(ValueError, match="no Linear layer matches include"):
+        compress(host, "magnitude", copy.deepcopy(model), include=["*.nothing"])
+
+
+def test_gradual_magnitude_follows_the_cubic_schedule(host: PluginHost, model: torch.nn.Module) -> None:
+    pruner = host.registries.get("compressor", "magnitude").build({"sparsity": 0.8})
+    hook = pruner.gradual(model, 20, 2, 12, 2)
+    assert [round(hook.target(s), 4) for s in (2, 7, 12, 20)] == [0.0, round(0.8 * (1 - 0.5**3), 4), 0.8, 0.8]
+    seen = []
+    for step in range(1, 21):
+        hook.after_step(model, step)
+        weights = linear_weights(model)
+        seen.append(sum(int((w == 0).sum()) for w in weights.values()) / sum(w.numel() for w in weights.values()))
+    assert seen[0] < 0.01 and seen == sorted(seen)
+    assert seen[11] == pytest.approx(0.8, abs=1e-3) and seen[-1] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_gradual_magnitude_resumed_from_a_checkpoint_continues_identically(host: PluginHost, model: torch.nn.Module) -> None:
+    pruner = host.registries.get("compressor", "magnitude").build({"sparsity": 0.5})
+    hook = pruner.gradual(model, 10, 0, 6, 3)
+    for step in range(1, 5):
+        hook.after_step(model, step)
+    checkpoint = copy.deepcopy(model)
+    resumed = pruner.gradual(checkpoint, 10, 0, 6, 3)  # a resumed stage: the checkpoint's zeros are the masks
+    assert all(torch.equal(a, b) for a, b in zip(resumed.masks, hook.masks))
+    for m in (model, checkpoint):
+        with torch.no_grad():  # an optimizer step moves pruned weights too; the hook zeroes them again
+            for weight in linear_weights(m).values():
+                weight.add_(0.01)
+    hook.after_step(model, 5)
+    resumed.after_step(checkpoint, 5)
+    assert all(torch.equal(a, b) for a, b in zip(linear_weights(model).values(), linear_weights(checkpoint).values()))
+
+
+def calibration_context(model: torch.nn.Module) -> CompressionContext:
+    torch.manual_seed(3)
+    batches = [{"input_ids": torch.randint(5, 60, (4, 10)), "labels": torch.randint(0, LABELS, (4, 10))} for _ in range(3)]
+
+    def loss(m: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        out = m(input_ids=batch["input_ids"]).logits
+        return torch.nn.functional.cross_entropy(out.flatten(0, 1), batch["labels"].flatten())
+
+    return CompressionContext(calibration_batches=lambda count, size: batches[:count], loss=loss)
+
+
+@pytest.mark.parametrize(("importance", "scope"), [("magnitude", "layer"), ("gradient", "layer"), ("gradient", "global")])
+def test_structured_pruning_shrinks_the_layers_and_keeps_the_model_runnable(
+        host: PluginHost, model: torch.nn.Module, importance: str, scope: str) -> None:
+    before = model_report(model, layers=False)["parameters"]
+    context = calibration_context(model) if importance == "gradient" else None
+    pruned, report = compress(host, "structured", model, context, heads_fraction=0.5, ffn_fraction=0.5,
+                              importance=importance, scope=scope)
+    layers = [pruned.bert.encoder.layer[i] for i in range(2)]
+    assert sum(layer.attention.self.num_attention_heads for layer in layers) == 2  # 2 of 4 heads left
+    for layer in layers:
+        heads = layer.attention.self.num_attention_heads
+        assert heads >= 1 and layer.attention.self.query.weight.shape == (heads * 16, 32)
+        assert layer.attention.output.dense.weight.shape == (32, heads * 16)
+        assert layer.intermediate.dense.out_features == layer.output.dense.in_features
+    assert sum(layer.intermediate.dense.out_features for layer in layers) == 64
+    assert report["importance"] == importance and report["heads"] == [4, 2]
+    assert model_report(pruned, layers=False)["parameters"] < 0.75 * before
+    assert logits(pruned).shape == (4, 12, LABELS) and torch.isfinite(logits(pruned)).all()
+
+
+def test_structured_pruning_without_data_falls_back_to_magnitude(host: PluginHost, model: torch.nn.Module) -> None:
+    _, report = compress(host, "structured", model, ffn_fraction=0.25, heads_fraction=0.0)
+    assert report["importance"] == "magnitude" and report["heads"] == [4, 4]
+    with pytest.raises(ValueError, match="needs calibration data"):
+        compress(host, "structured", copy.deepcopy(model), importance="gradient")
+
+
+def test_structured_pruning_refuses_a_model_without_a_bert_encoder(host: PluginHost) -> None:
+    with pytest.raises(ValueError, match="BERT-style encoder"):
+        compress(host, "structured", torch.nn.Sequential(torch.nn.Linear(4, 4)))
+
+
+def test_dynamic_int8_quantizes_linear_layers_and_stays_close(host: PluginHost, model: torch.nn.Module, base: torch.nn.Module) -> None:
+    quantized, report = compress(host, "dynamic-int8", model)
+    assert report["quantized_layers"] == 13 and report["recipe"]["cpu_only"] is True
+    assert "quantized" in type(quantized.bert.encoder.layer[0].intermediate.dense).__module__
+    assert torch.allclose(logits(quantized), logits(base), atol=0.05)
+    assert model_report(quantized, layers=False)["size_bytes"] < 0.8 * model_report(base, layers=False)["size_bytes"]
+
+
+def test_weight_int8_stores_int8_weights_and_stays_close(host: PluginHost, model: torch.nn.Module, base: torch.nn.Module) -> None:
+    quantized, report = compress(host, "weight-int8", model)
+    layer = quantized.bert.encoder.layer[0].intermediate.dense
+    assert layer.weight.dtype == torch.int8 and layer.weight.shape == (64, 32)
+    assert torch.allclose(logits(quantized), logits(base), atol=0.02)
+    assert report["quantized_layers"] == 13
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_half_casts_and_stays_close(host: PluginHost, model: torch.nn.Module, base: torch.nn.Module, dtype: str) -> None:
+    cast, _ = compress(host, "half", model, dtype=dtype)
+    assert next(cast.parameters()).dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    assert torch.allclose(logits(cast), logits(base), atol=0.05)
+    assert model_report(cast, layers=False)["size_bytes"] < 0.6 * model_report(base, layers=False)["size_bytes"]
+
+
+ROUND_TRIPS = [
+    ("magnitude", {"sparsity": 0.5}),
+    ("structured", {"heads_fraction": 0.5, "ffn_fraction": 0.5, "importance": "magnitude"}),
+    ("dynamic-int8", {}),
+    ("weight-int8", {"include": ["*.intermediate.dense", "*.output.dense"]}),
+    ("half", {"dtype": "bf16"}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), ROUND_TRIPS, ids=[n for n, _ in ROUND_TRIPS])
+def test_saved_weights_and_recipe_rebuild_an_identical_model(
+        host: PluginHost, base: torch.nn.Module, name: str, params: dict[str, Any]) -> None:
+    compressed, report = compress(host, name, copy.deepcopy(base), **params)
+    fresh = type(base)(base.config)  # random weights: everything must come from the saved tensors
+    restored = round_trip(host, name, params, compressed, report, fresh)
+    assert torch.equal(logits(restored), logits(compressed))
+    assert getattr(restored, STEPS_ATTRIBUTE)[0]["compressor"] == name
+
+
+def test_per_channel_quantized_tensors_survive_plain_tensors() -> None:
+    from hone.compressed import fit_state, plain_tensors
+
+    weight = torch.quantize_per_channel(torch.randn(3, 4), torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0, 1, 2]), 0, torch.qint8)
+    flat = plain_tensors({"w": weight, "packed": (weight, torch.ones(3)), "dtype": torch.qint8})
+    assert all(isinstance(v, torch.Tensor) and not v.is_quantized for v in flat.values())
+    back = fit_state({"w": weight, "packed": (weight, torch.zeros(3)), "dtype": torch.qint8}, flat)
+    assert torch.equal(back["w"].dequantize(), weight.dequantize()) and back["w"].q_per_channel_axis() == 0
+    assert torch.equal(back["packed"][1], torch.ones(3)) and back["dtype"] == torch.qint8

@@ -1,0 +1,157 @@
+"""`hone search` end to end on the tiny model: searchers, results, duplicates, pruning, Pareto fronts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hone.runner import run
+from hone.search import search_command
+from hone.validation import load_spec
+
+LR = "stages[0].optimizer.lr"
+
+
+def _rows(search_dir: Path) -> list[dict[str, str]]:
+    with (search_dir / "trials.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("searcher", ["grid", "random", "tpe"])
+def test_searchers_run_trials_and_write_plain_results(searcher: str, spec_file: Any, tmp_path: Path) -> None:
+    space = {LR: [3e-3, 1e-3]} if searcher == "grid" else {LR: {"loguniform": [1e-4, 1e-2]}}
+    config = {"searcher": searcher, "objectives": "test.accuracy", "space": space}
+    if searcher != "grid":
+        config["trials"] = 2  # a grid stops by itself once every point ran
+    out = tmp_path / "search"
+    summary = search_command(spec_file(config), out, quiet=True)
+    assert summary is not None and summary["status"] == "completed"
+    assert summary["trials"]["complete"] == 2 and summary["counted"] == 2
+    rows = _rows(out)
+    assert [r["number"] for r in rows] == ["0", "1"] and all(r["state"] == "complete" for r in rows)
+    assert {"test.accuracy", LR, "duration_s", "run_dir"} <= set(rows[0])
+    best = summary["best"]
+    assert best["value"] == max(float(r["test.accuracy"]) for r in rows)
+    assert json.loads((out / "search.json").read_text())["best"]["number"] == best["number"]
+    assert "objectives" in json.loads((out / "importances.json").read_text())
+    assert len(json.loads((out / "trials.json").read_text())) == 2
+    for row in rows:  # checkpoints go once a trial ends; only the best trial keeps its model
+        trial_dir = Path(row["run_dir"])
+        assert not (trial_dir / "checkpoints").exists()
+        assert (trial_dir / "model").exists() == (row["number"] == str(best["number"]))
+    spec, _ = load_spec(out / "best.yaml")
+    assert spec.search is None and spec.stages[0].optimizer.params["lr"] == best["params"][LR]
+
+
+def test_best_spec_reproduces_the_best_trial_with_hone_run(spec_file: Any, tmp_path: Path) -> None:
+    out = tmp_path / "search"
+    summary = search_command(spec_file({"searcher": "grid", "objectives": "test.accuracy", "space": {LR: [3e-3]}}), out, quiet=True)
+    assert summary is not None
+    spec, host = load_spec(out / "best.yaml")
+    run_dir = run(spec, host, out=tmp_path / "again")
+    assert json.loads((run_dir / "metrics.json").read_text())["test"]["test"]["accuracy"] == summary["best"]["value"]
+
+
+def test_repeated_parameters_reuse_the_finished_trial(spec_file: Any, tmp_path: Path) -> None:
+    out = tmp_path / "search"
+    summary = search_command(spec_file({"searcher": "random", "objectives": "test.accuracy", "trials": 3,
+                                        "space": {"stages[0].batch_size": [8]}}), out, quiet=True)
+    assert summary is not None and summary["duplicates"] == 2
+    rows = _rows(out)
+    assert [r["note"] for r in rows] == ["", "duplicate of 0", "duplicate of 0"]
+    assert len({r["test.accuracy"] for r in rows}) == 1
+    assert not (out / "trials" / "1").exists() and float(rows[1]["duration_s"]) == 0.0
+
+
+@pytest.mark.slow
+def test_median_pruner_stops_bad_trials_after_their_first_evaluation(spec_file: Any, tmp_path: Path) -> None:
+    spec = spec_file({"searcher": "grid", "objectives": "validation.loss", "pruner": {"name": "median", "startup_trials": 1},
+                      "space": {LR: [1e-2, 1e-9, 2e-9]}}, seed=1)  # seed 1: the grid runs lr 1e-2 first
+    out = tmp_path / "search"
+    data = yaml.safe_load(spec.read_text())
+    data["stages"][0]["epochs"] = 3
+    spec.write_text(yaml.safe_dump(data))
+    summary = search_command(spec, out, quiet=True)
+    assert summary is not None
+    rows = _rows(out)
+    assert float(rows[0][LR]) == 1e-2 and rows[0]["state"] == "complete"
+    assert [r["state"] for r in rows[1:]] == ["pruned", "pruned"]
+    assert all("pruned after 1 evaluation" in r["note"] for r in rows[1:])
+    trials = json.loads((out / "trials.json").read_text())
+    assert len(trials[0]["intermediate"]) == 3 and len(trials[1]["intermediate"]) == 1
+    assert json.loads((Path(rows[1]["run_dir"]) / "state.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_nsga2_finds_a_pareto_front_of_runnable_specs(spec_file: Any, tmp_path: Path) -> None:
+    out = tmp_path / "search"
+    config = {"searcher": {"name": "nsga2", "population_size": 2}, "trials": 3,
+              "objectives": [{"metric": "test.accuracy"}, {"metric": "all.validation.loss"}],
+              "space": {LR: {"loguniform": [1e-4, 1e-2]}, "stages[0].batch_size": [4, 8]}}
+    summary = search_command(spec_file(config), out, quiet=True)
+    assert summary is not None and summary["objectives"][1] == {"metric": "all.validation.loss", "direction": "minimize"}
+    front = summary["pareto"]
+    assert front and not (out / "best.yaml").exists()
+    for point in front:
+        spec, _ = load_spec(out / point["spec"])
+        assert spec.stages[0].batch_size == point["params"]["stages[0].batch_size"]
+        assert set(point["values"]) == {"test.accuracy", "all.validation.loss"}
+
+
+def test_a_conditional_choice_of_optimizer(spec_file: Any, tmp_path: Path) -> None:
+    out = tmp_path / "search"
+    space = {"stages[0].optimizer": {"choices": {"sgd": {"lr": [0.1], "momentum": 0.9}, "adamw": {"lr": [3e-3]}}}}
+    summary = search_command(spec_file({"searcher": "grid", "objectives": "test.accuracy", "space": space}), out, quiet=True)
+    assert summary is not None and summary["trials"]["complete"] == 2
+    specs = [yaml.safe_load(Path(r["run_dir"], "spec.yaml").read_text()) for r in _rows(out)]
+    optimizers = sorted((s["stages"][0]["optimizer"] for s in specs), key=lambda o: o["name"])
+    assert optimizers == [{"name": "adamw", "lr": 3e-3}, {"name": "sgd", "momentum": 0.9, "lr": 0.1}]
+
+
+def test_a_changed_spec_does_not_continue_an_old_search(spec_file: Any, tmp_path: Path) -> None:
+    from hone.errors import HoneError
+
+    out = tmp_path / "search"
+    config = {"searcher": "grid", "objectives": "test.accuracy", "space": {"stages[0].batch_size": [8]}}
+    search_command(spec_file(config), out, quiet=True)
+    config["space"] = {"stages[0].batch_size": [4]}
+    with pytest.raises(HoneError, match="the spec changed since this search started"):
+        search_command(spec_file(config), out, quiet=True)
+    with pytest.raises(HoneError, match="nothing to resume"):
+        search_command(spec_file(config), tmp_path / "other", resume=True, quiet=True)
+
+
+@pytest.mark.slow
+def test_multi_objective_search_over_sparsity_and_learning_rate(spec_file: Any, tmp_path: Path) -> None:
+    from hone.plugins import load_plugins
+
+    if "magnitude" not in load_plugins(warn=False).registries["compressor"]:
+        pytest.skip("the `magnitude` compressor is not installed")
+    out = tmp_path / "search"
+    stages = [
+        {"type": "train", "name": "all", "epochs": 1, "batch_size": 8, "optimizer": {"name": "adamw", "lr": 3e-3}},
+        {"type": "compress", "name": "prune", "compressor": {"name": "magnitude", "sparsity": 0.5}},
+        {"type": "evaluate", "name": "test", "split": "test", "metrics": ["accuracy"]},
+    ]
+    config = {"searcher": {"name": "nsga2", "population_size": 2}, "trials": 4,
+              "objectives": ["test.accuracy", "prune.after.nonzero"],
+              "space": {LR: {"loguniform": [1e-4, 1e-2]}, "stages[1].compressor.sparsity": [0.2, 0.5, 0.9]}}
+    summary = search_command(spec_file(config, stages=stages), out, quiet=True)
+    assert summary is not None and summary["trials"]["complete"] == 4
+    assert [o["direction"] for o in summary["objectives"]] == ["maximize", "minimize"]
+    front = summary["pareto"]
+    assert front
+    for point in front:
+        spec, host = load_spec(out / point["spec"])
+        assert spec.stages[1].compressor.params["sparsity"] == point["params"]["stages[1].compressor.sparsity"]
+    # a Pareto-optimal spec runs as it is and gives the trial's results again
+    point = front[0]
+    spec, host = load_spec(out / point["spec"])
+    metrics = json.loads((run(spec, host, out=tmp_path / "again") / "metrics.json").read_text())
+    assert metrics["test"]["test"]["accuracy"] == point["values"]["test.accuracy"]
+    assert metrics["prune"]["after"]["nonzero"] == point["values"]["prune.after.nonzero"]
