@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -76,3 +77,14 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "conll2003" / "train.txt").exists():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set HONE_DATA_DIR)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No plugin settings leak in from the shell, and no entry-point scan cache from ~/.cache."""
+    for name in ("HONE_DISABLE_PLUGINS", "HONE_ALLOW_PLUGINS", "HONE_PLUGINS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    # stevedore caches entry-point scans on disk with ~2-minute mtime resolution
+    cache = getattr(importlib.import_module("stevedore._cache"), "_c", None)
+    if cache is not None:
+        monkeypatch.setattr(cache, "_dir", str(tmp_path / "stevedore-cache"))

@@ -111,15 +111,6 @@ FAILURES = {
 _unique = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("HONE_DISABLE_PLUGINS", "HONE_ALLOW_PLUGINS", "HONE_PLUGINS_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    # stevedore caches entry-point scans on disk, keyed by sys.path; keep ours out of ~/.cache
-    cache = getattr(importlib.import_module("stevedore._cache"), "_c", None)
-    if cache is not None:
-        monkeypatch.setattr(cache, "_dir", str(tmp_path / "stevedore-cache"))
-
 
 def write_plugin(directory: Path, name: str, source: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
