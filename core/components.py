@@ -57,7 +57,12 @@ class Callback(Protocol):
 
 
 class Task(Protocol):
-    """A kind of problem: how to load a model for it, encode data, compute loss and decode."""
+    """A kind of problem: how to load a model for it, encode data, compute loss and decode.
+
+    ``load`` gets the training data's labels; a task may keep a fine-tuned head's own labels instead
+    (hone's tasks do where the head names every label of the data) and then defines the optional
+    ``model_labels(model) -> list[str]``, which hone calls after ``load`` to learn the labels in id order.
+    """
 
     default_metrics: Sequence[str]
 

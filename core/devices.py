@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,10 +24,21 @@ def pick_device(name: str = "auto") -> torch.device:
 def pick_precision(name: str, device: torch.device) -> str:
     """``auto``: bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU and MPS."""
     if name != "auto":
+        if name in ("bf16", "fp16") and device.type == "cpu" and not cpu_has_native_half():
+            warnings.warn(f"precision {name}: this CPU has no native bf16/fp16 instructions (avx512_bf16, AMX), so "
+                          "autocast emulates them and runs several times slower than fp32; use `precision: auto`",
+                          stacklevel=2)
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
+
+
+def cpu_has_native_half() -> bool:
+    """Whether this CPU computes bf16 in hardware (avx512_bf16 or AMX); elsewhere autocast emulates it, slowly."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
 
 
 def autocast(device: torch.device, precision: str) -> Any:

@@ -242,6 +242,8 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         model, tokenizer = task.load(resolve_source(spec.model.source), labels, trust_remote_code=spec.model.trust_remote_code, revision=spec.model.revision)
     except LOAD_ERRORS as error:
         raise HoneError(f"model.source '{spec.model.source}': cannot load ({first_line(error)})") from None
+    if hasattr(task, "model_labels"):  # a fine-tuned head keeps its own labels, in its own order
+        labels = task.model_labels(model)
     features = _load_features(spec, host, task, tokenizer, labels, splits)
     model.to(device)
     if world_size > 1:

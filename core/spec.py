@@ -79,8 +79,11 @@ class DataSpec(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
-        if (self.path is None) == (self.train is None):
-            raise ValueError("give either `train` (with optional `validation`/`test`) or `path` (split by ratio)")
+        if self.path is not None and self.train is not None:
+            raise ValueError("give either `train` (with optional `validation`/`test`) or `path` (split by ratio), not both")
+        if self.path is None and self.train is None and self.validation is None and self.test is None:
+            raise ValueError("give `train` (with optional `validation`/`test`), `path` (one file split by ratio), "
+                             "or, for a run that only evaluates, `validation` and/or `test`")
         if self.path is not None and (abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0):
             raise ValueError(f"`split` must be three non-negative ratios summing to 1, got {list(self.split)}")
         return self
@@ -357,6 +360,14 @@ class RunSpec(Strict):
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
     stages: list[Stage] = Field(min_length=1)
     search: SearchSpec | None = Field(None, description="Used by `hone search`; `hone run` runs the spec as it is.")
+
+    @model_validator(mode="after")
+    def _training_data(self) -> RunSpec:
+        if self.data.train is None and self.data.path is None:
+            for name, stage in zip(self.stage_names(), self.stages):
+                if stage.type in ("train", "distill"):
+                    raise ValueError(f"stage '{name}' ({stage.type}) needs training data: give `data.train` or `data.path`")
+        return self
 
     def stage_names(self) -> list[str]:
         return [s.name or f"{i}-{s.type}" for i, s in enumerate(self.stages)]

@@ -30,18 +30,23 @@ class SequenceClassification:
     def labels_from(self, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         return sorted({str(e["label"]) for e in examples if e.get("label") is not None}, key=label_order)
 
-    def head(self, labels: list[str]) -> dict[str, Any]:
-        return common.label_kwargs(labels)
+    def head(self, labels: list[str], config: Any) -> dict[str, Any]:
+        return common.label_kwargs(common.head_labels(config, labels))
+
+    def model_labels(self, model: Any) -> list[str]:
+        """The labels ``model`` predicts, in id order."""
+        return common.config_labels(model)
 
     def load(
         self, source: str, labels: list[str], *, trust_remote_code: bool = False, revision: str | None = None
     ) -> tuple[Any, Any]:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         hub = common.hub_kwargs(trust_remote_code, revision)
         with common.quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source, **hub)
-            model = AutoModelForSequenceClassification.from_pretrained(source, **hub, **self.head(labels))
+            head = self.head(labels, AutoConfig.from_pretrained(source, **hub))
+            model = AutoModelForSequenceClassification.from_pretrained(source, **hub, **head)
         # decoder backbones pool the last non-pad token, so batches need a pad id
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -128,8 +133,11 @@ class SequenceRegression(SequenceClassification):
     def labels_from(self, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         return []
 
-    def head(self, labels: list[str]) -> dict[str, Any]:
+    def head(self, labels: list[str], config: Any) -> dict[str, Any]:
         return {"num_labels": 1, "problem_type": "regression", "ignore_mismatched_sizes": True}
+
+    def model_labels(self, model: Any) -> list[str]:
+        return []
 
     def target(self, example: Mapping[str, Any], label2id: Mapping[str, int], labels: list[str]) -> dict[str, Any]:
         try:

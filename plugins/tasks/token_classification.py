@@ -110,8 +110,13 @@ class TokenClassification:
             config = AutoConfig.from_pretrained(source, **hub)
             prefix = {"add_prefix_space": True} if config.model_type in PREFIX_SPACE_MODELS else {}
             tokenizer = AutoTokenizer.from_pretrained(source, **hub, **prefix)
+            labels = common.head_labels(config, labels)
             model = AutoModelForTokenClassification.from_pretrained(source, **hub, **common.label_kwargs(labels))
         return model, tokenizer
+
+    def model_labels(self, model: Any) -> list[str]:
+        """The labels ``model`` predicts, in id order."""
+        return common.config_labels(model)
 
     def encode(self, examples: Sequence[Mapping[str, Any]], tokenizer: Any, labels: list[str]) -> list[dict[str, Any]]:
         label2id = {label: i for i, label in enumerate(labels)}

@@ -208,3 +208,13 @@ def test_hone_run_writes_nothing_for_an_invalid_spec(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: 3 problems")
     assert "stages[0].batch_sise" in err
+
+
+def test_an_evaluate_only_spec_needs_no_training_data_but_a_train_stage_does(tmp_path: Path) -> None:
+    evaluate_only = VALID.replace("  train: data/train.txt\n", "").replace(
+        "  - type: train\n    optimizer: {name: adamw, lr: 5.0e-5}\n", "")
+    assert load_spec(write(tmp_path, "eval.yaml", evaluate_only))[0].data.train is None
+    message = str(spec_error(write(tmp_path, "train.yaml", VALID.replace("  train: data/train.txt\n", ""))))
+    assert "stage '0-train' (train) needs training data: give `data.train` or `data.path`" in message
+    nothing = VALID.replace("  train: data/train.txt\n  validation: data/valid.txt\n", "")
+    assert "for a run that only evaluates, `validation` and/or `test`" in str(spec_error(write(tmp_path, "none.yaml", nothing)))

@@ -141,3 +141,15 @@ def test_two_process_data_parallel_run_keeps_replicas_in_sync(tmp_path: Path, ti
     assert state["status"] == "completed"
     assert state["distributed"]["world_size"] == 2 and state["distributed"]["in_sync"] is True
     assert state["results"]["all"]["steps"] == 2 * 4  # each rank takes half of the 8 batches an epoch
+
+
+def test_a_fine_tuned_model_is_evaluated_with_its_own_head_and_labels(ner_spec_file: Path, tmp_path: Path) -> None:
+    """An evaluate-only run (no train split) of a run's model scores exactly what the training run scored."""
+    first = run_spec(ner_spec_file, tmp_path / "first")
+    spec = ner_spec(first / "model")
+    spec["data"] = {k: v for k, v in spec["data"].items() if k != "train"}
+    spec["stages"] = spec["stages"][-1:]
+    second = run_spec(write_spec(tmp_path, spec), tmp_path / "second")
+    scored = json.loads((first / "metrics.json").read_text())["test"]["test"]
+    again = json.loads((second / "metrics.json").read_text())["test"]["test"]
+    assert again["entity_f1"] == pytest.approx(scored["entity_f1"]) and again["accuracy"] == pytest.approx(scored["accuracy"])

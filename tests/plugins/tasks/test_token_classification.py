@@ -209,3 +209,39 @@ def test_encoding_conll_train_is_fast(shared_data: Path, tiny_bert: Path) -> Non
     features = task.encode(sentences, tokenizer, labels)
     assert len(features) == len(sentences) > 10_000
     assert time.perf_counter() - start < 15
+
+
+def test_a_fine_tuned_head_keeps_its_own_label_order(trained: tuple[Any, Any, Any], tmp_path: Path) -> None:
+    """Data labels (sorted) that the saved head already names load that head as it is, rows unrenamed."""
+    import copy
+
+    import torch
+
+    task, model, tokenizer = trained
+    model = copy.deepcopy(model)
+    saved_order = ["I-PER", "O", "B-PER", "I-LOC", "B-LOC"]  # a head trained elsewhere, in another order
+    permutation = [LABELS.index(label) for label in saved_order]
+    model.config.id2label = dict(enumerate(saved_order))
+    model.config.label2id = {label: i for i, label in enumerate(saved_order)}
+    with torch.no_grad():
+        model.classifier.weight.copy_(model.classifier.weight[permutation].clone())
+        model.classifier.bias.copy_(model.classifier.bias[permutation].clone())
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    record = [{"text": "john smith lives in paris"}]
+    expected = task.predict(model, tokenizer, record, saved_order, {})
+    assert expected[0]["entities"]
+    for data_labels in (LABELS, ["O", "B-PER", "I-PER"]):  # as labels_from sorts them: all, or a subset
+        reloaded, _ = task.load(str(tmp_path), data_labels)
+        assert task.model_labels(reloaded) == saved_order
+        assert task.predict(reloaded, tokenizer, record, saved_order, {}) == expected
+
+
+def test_labels_the_head_does_not_name_get_a_new_head(trained: tuple[Any, Any, Any], tmp_path: Path) -> None:
+    task, model, tokenizer = trained
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    reloaded, _ = task.load(str(tmp_path), ["O", "B-ORG", "I-ORG"])
+    assert task.model_labels(reloaded) == ["O", "B-ORG", "I-ORG"]
+    same, _ = task.load(str(tmp_path), LABELS)
+    assert task.model_labels(same) == LABELS
