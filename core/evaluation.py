@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,11 +52,26 @@ def compute_metrics(metrics: Sequence[tuple[str, Any]], output: EvalOutput, orig
     results: dict[str, Any] = {"loss": output.loss}
     for name, metric in metrics:
         try:
-            results.update(metric.compute(output))
+            found = metric.compute(output)
         except Exception as error:
             origin = f" from {origins[name]}" if origins and origins.get(name) else ""
             raise ComponentError(f"metric '{name}'{origin} failed: {type(error).__name__}: {error}") from error
+        results.update(without_clashes(name, found, results))
     return results
+
+
+def without_clashes(name: str, found: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """``found`` with the keys an earlier metric already reported renamed ``key_2`` (``_3``...), so nothing is lost."""
+    clashes = [key for key in found if key in results]
+    if not clashes:
+        return found
+    number = 2
+    while any(f"{key}_{number}" in results for key in clashes):
+        number += 1
+    renamed = {key: f"{key}_{number}" for key in clashes}
+    warnings.warn(f"metric '{name}' reports {', '.join(clashes)} like an earlier metric of the same evaluation; "
+                  f"its values are kept as {', '.join(renamed.values())}", stacklevel=3)
+    return {renamed.get(key, key): value for key, value in found.items()}
 
 
 def evaluate(ctx: Any, split: str, metrics: Sequence[tuple[str, Any]], batch_size: int) -> dict[str, Any]:

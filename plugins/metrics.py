@@ -196,7 +196,8 @@ class EntityParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["conlleval", "strict"] = Field(
         "conlleval",
-        description="conlleval: lenient chunking (an I- tag may start an entity); strict: tags must follow scheme.",
+        description="conlleval: lenient chunking (an I- tag may start an entity); strict: tags must follow scheme "
+        "(results then end in _strict: entity_f1_strict, ...).",
     )
     scheme: Scheme | None = Field(None, description="Tagging scheme for mode=strict (default IOB2).")
     zero_division: Literal[0, 1] = Field(0, description="Score given where a ratio is 0/0.")
@@ -249,11 +250,12 @@ class EntityF1:
             for name, s in report.items()
             if not name.endswith(" avg")
         }
+        suffix = "_strict" if self.params.mode == "strict" else ""  # both modes can be asked for in one stage
         return {
-            "entity_precision": float(micro["precision"]),
-            "entity_recall": float(micro["recall"]),
-            "entity_f1": float(micro["f1-score"]),
-            "entity_report": per_type,
+            f"entity_precision{suffix}": float(micro["precision"]),
+            f"entity_recall{suffix}": float(micro["recall"]),
+            f"entity_f1{suffix}": float(micro["f1-score"]),
+            f"entity_report{suffix}": per_type,
         }
 
 

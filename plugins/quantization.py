@@ -23,29 +23,32 @@ def _device_of(model: nn.Module) -> torch.device:
 class DynamicInt8:
     """int8 weights, activations quantized on the fly per batch (torch.ao's dynamic quantization, CPU kernels)."""
 
-    def __init__(self, include: Sequence[str], exclude: Sequence[str]) -> None:
-        self.include, self.exclude = list(include), list(exclude)
+    def __init__(self, include: Sequence[str], exclude: Sequence[str], per_channel: bool = True) -> None:
+        self.include, self.exclude, self.per_channel = list(include), list(exclude), per_channel
 
     def compress(self, model: nn.Module, context: CompressionContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
         if _device_of(model).type != "cpu":
             raise ValueError(f"dynamic-int8 has CPU kernels only; the model is on {_device_of(model)}: set `device: cpu`")
         names = sorted(select_linear(model, self.include, self.exclude))
-        model = self._quantize(model, names)
-        return model, {"quantized_layers": len(names), "dtype": "qint8", "engine": torch.backends.quantized.engine,
-                       "recipe": {"layers": names, "cpu_only": True}}
+        model = self._quantize(model, names, self.per_channel)
+        return model, {"quantized_layers": len(names), "dtype": "qint8", "per_channel": self.per_channel,
+                       "engine": torch.backends.quantized.engine,
+                       "recipe": {"layers": names, "per_channel": self.per_channel, "cpu_only": True}}
 
     def restore(self, model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
-        return self._quantize(model, list(recipe["layers"]))
+        # recipes written before per-channel scales existed were per tensor
+        return self._quantize(model, list(recipe["layers"]), bool(recipe.get("per_channel", False)))
 
     @staticmethod
-    def _quantize(model: nn.Module, names: list[str]) -> nn.Module:
-        from torch.ao.quantization import quantize_dynamic
+    def _quantize(model: nn.Module, names: list[str], per_channel: bool) -> nn.Module:
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
+        qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
         # torch.ao.quantization warns that it moves to torchao; measured here, torchao's CPU path was slower
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            return quantize_dynamic(model, set(names), dtype=torch.qint8, inplace=True)
+            return quantize_dynamic(model, dict.fromkeys(names, qconfig), dtype=torch.qint8, inplace=True)
 
 
 class Int8WeightLinear(nn.Module):

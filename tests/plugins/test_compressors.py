@@ -183,6 +183,21 @@ def test_dynamic_int8_quantizes_linear_layers_and_stays_close(host: PluginHost, 
     assert model_report(quantized, layers=False)["size_bytes"] < 0.8 * model_report(base, layers=False)["size_bytes"]
 
 
+def test_dynamic_int8_scales_each_output_row_unless_asked_per_tensor(host: PluginHost, base: torch.nn.Module) -> None:
+    def scheme(model: torch.nn.Module) -> torch.qscheme:
+        return model.bert.encoder.layer[0].intermediate.dense.weight().qscheme()
+
+    per_row, report = compress(host, "dynamic-int8", copy.deepcopy(base))
+    assert scheme(per_row) == torch.per_channel_affine and report["recipe"]["per_channel"] is True
+    per_tensor, report = compress(host, "dynamic-int8", copy.deepcopy(base), per_channel=False)
+    assert scheme(per_tensor) == torch.per_tensor_affine and report["recipe"]["per_channel"] is False
+    # a model saved before the option existed was quantized per tensor, and is rebuilt so
+    from hone_plugins.quantization import DynamicInt8
+
+    old = DynamicInt8(["*"], []).restore(copy.deepcopy(base), {"layers": report["recipe"]["layers"], "cpu_only": True})
+    assert scheme(old) == torch.per_tensor_affine
+
+
 def test_weight_int8_stores_int8_weights_and_stays_close(host: PluginHost, model: torch.nn.Module, base: torch.nn.Module) -> None:
     quantized, report = compress(host, "weight-int8", model)
     layer = quantized.bert.encoder.layer[0].intermediate.dense
@@ -203,12 +218,13 @@ ROUND_TRIPS = [
     ("magnitude", {"sparsity": 0.5}),
     ("structured", {"heads_fraction": 0.5, "ffn_fraction": 0.5, "importance": "magnitude"}),
     ("dynamic-int8", {}),
+    ("dynamic-int8", {"per_channel": False}),
     ("weight-int8", {"include": ["*.intermediate.dense", "*.output.dense"]}),
     ("half", {"dtype": "bf16"}),
 ]
 
 
-@pytest.mark.parametrize(("name", "params"), ROUND_TRIPS, ids=[n for n, _ in ROUND_TRIPS])
+@pytest.mark.parametrize(("name", "params"), ROUND_TRIPS, ids=[n + "".join(f"-{k}={v}" for k, v in p.items() if k == "per_channel") for n, p in ROUND_TRIPS])
 def test_saved_weights_and_recipe_rebuild_an_identical_model(
         host: PluginHost, base: torch.nn.Module, name: str, params: dict[str, Any]) -> None:
     compressed, report = compress(host, name, copy.deepcopy(base), **params)

@@ -150,7 +150,7 @@ def test_entity_f1_hand_computed(host: PluginHost) -> None:
         "LOC": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1},
         "ORG": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
     }
-    assert compute(host, "entity-f1", preds, refs, mode="strict") == result
+    assert compute(host, "entity-f1", preds, refs, mode="strict") == {f"{k}_strict": v for k, v in result.items()}
 
 
 def test_entity_f1_strict_and_conlleval_differ(host: PluginHost) -> None:
@@ -160,19 +160,19 @@ def test_entity_f1_strict_and_conlleval_differ(host: PluginHost) -> None:
     lenient = compute(host, "entity-f1", preds, refs)
     assert (lenient["entity_precision"], lenient["entity_recall"], lenient["entity_f1"]) == (1.0, 1.0, 1.0)
     strict = compute(host, "entity-f1", preds, refs, mode="strict")
-    assert (strict["entity_precision"], strict["entity_recall"], strict["entity_f1"]) == (0.0, 0.0, 0.0)
-    assert strict["entity_report"]["PER"]["support"] == 1
+    assert (strict["entity_precision_strict"], strict["entity_recall_strict"], strict["entity_f1_strict"]) == (0.0, 0.0, 0.0)
+    assert strict["entity_report_strict"]["PER"]["support"] == 1
     # precision is 0/0 in strict mode: zero_division decides it
-    assert compute(host, "entity-f1", preds, refs, mode="strict", zero_division=1)["entity_precision"] == 1.0
+    assert compute(host, "entity-f1", preds, refs, mode="strict", zero_division=1)["entity_precision_strict"] == 1.0
 
     refs = [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]]
     preds = [["I-PER", "I-PER", "O", "B-LOC", "I-LOC"]]
     assert compute(host, "entity-f1", preds, refs)["entity_f1"] == 1.0
     strict = compute(host, "entity-f1", preds, refs, mode="strict", scheme="IOB2")
     # strict predicts LOC only: P=1, R=1/2, F1=2/3
-    assert strict["entity_precision"] == 1.0
-    assert strict["entity_recall"] == pytest.approx(1 / 2)
-    assert strict["entity_f1"] == pytest.approx(2 / 3)
+    assert strict["entity_precision_strict"] == 1.0
+    assert strict["entity_recall_strict"] == pytest.approx(1 / 2)
+    assert strict["entity_f1_strict"] == pytest.approx(2 / 3)
 
 
 def test_entity_f1_type_change_inside_chunk(host: PluginHost) -> None:
@@ -183,8 +183,8 @@ def test_entity_f1_type_change_inside_chunk(host: PluginHost) -> None:
     assert lenient["entity_precision"] == pytest.approx(2 / 3)
     assert lenient["entity_recall"] == 1.0
     strict = compute(host, "entity-f1", preds, refs, mode="strict")
-    assert strict["entity_precision"] == 1.0
-    assert strict["entity_recall"] == 1.0
+    assert strict["entity_precision_strict"] == 1.0
+    assert strict["entity_recall_strict"] == 1.0
 
 
 def test_entity_f1_iobes(host: PluginHost) -> None:
@@ -192,8 +192,8 @@ def test_entity_f1_iobes(host: PluginHost) -> None:
     preds = [["S-PER", "O", "B-LOC", "I-LOC"]]
     # strict IOBES: B-LOC I-LOC never ends, so only PER is predicted: P=1, R=1/2
     strict = compute(host, "entity-f1", preds, refs, mode="strict", scheme="IOBES")
-    assert strict["entity_precision"] == 1.0
-    assert strict["entity_recall"] == pytest.approx(1 / 2)
+    assert strict["entity_precision_strict"] == 1.0
+    assert strict["entity_recall_strict"] == pytest.approx(1 / 2)
     assert compute(host, "entity-f1", preds, refs)["entity_f1"] == 1.0
 
 
