@@ -7,7 +7,7 @@ Rows: the fp32 teacher; dynamic int8; 50% magnitude pruning + recovery fine-tune
 Each compressed row is one `hone run` from the teacher's model; every figure is measured on the
 model as `hone predict` reloads it.
 
-    .venv/bin/python benchmarks/compression.py --teacher RUN_DIR [--out DIR] [--limit N] [--student]
+    .venv/bin/python benchmarks/compression.py --teacher RUN_DIR [--out DIR] [--limit N] [--student] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=6)
     parser.add_argument("--data", type=Path, default=None, help="CoNLL folder for the student row (default: the teacher's)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="measure only the rows whose label contains TEXT (repeatable; the teacher row always runs)")
     args = parser.parse_args()
     if not (args.teacher / "model" / "hone.json").exists():
         raise SystemExit(f"{args.teacher}: not a finished hone run directory (no model/hone.json)")
@@ -146,9 +148,15 @@ def main() -> None:
         return row
 
     rows = {"fp32 (teacher)": timed("fp32", lambda: measure(args.teacher / "model", host, args))}
+    def wanted(label: str) -> bool:
+        return not args.only or any(text.lower() in label.lower() for text in args.only)
+
     for number, (label, stages) in enumerate(compressed_rows(args).items()):
-        if label.startswith("budget") and args.student:
-            rows[f"student: teacher layers {args.student_layers} (distilled)"] = timed("student", lambda: student_row(args, host))
+        student = f"student: teacher layers {args.student_layers} (distilled)"
+        if label.startswith("budget") and args.student and wanted(student):
+            rows[student] = timed("student", lambda: student_row(args, host))
+        if not wanted(label):
+            continue
         rows[label] = timed(label, lambda label=label, stages=stages, n=number: compressed(label, stages, args.out / f"row{n}"))
     (args.out / "rows.json").write_text(json.dumps(rows, indent=2))
 

@@ -128,11 +128,12 @@ def results_section(run: RunData) -> Section:
     types, final = stage_types(run), final_evaluation(run)
     chosen = [item for item in found if types.get(item[0]) == "evaluate" or item == final]
     for stage, split, values in chosen:
-        for key in REPORT_KEYS:
-            if isinstance(values.get(key), dict) and values[key]:
-                kind = "entity type" if key == "entity_report" else "class"
+        for key in [k for k in values if k.startswith(REPORT_KEYS)]:  # also entity_report_strict, ...
+            if isinstance(values[key], dict) and values[key]:
+                kind = "entity type" if key.startswith("entity_report") else "class"
+                variant = key.split("_report", 1)[1].lstrip("_")
                 blocks.append(Table([kind, "precision", "recall", "f1", "support"], _report_rows(values[key]),
-                                    caption=f"Per {kind}: {stage} ({split})"))
+                                    caption=f"Per {kind}{f' ({variant})' if variant else ''}: {stage} ({split})"))
     matrices = [item for item in chosen if isinstance(item[2].get("confusion_matrix"), dict)] or \
                [item for item in found if isinstance(item[2].get("confusion_matrix"), dict)][-1:]
     for stage, split, values in matrices:
