@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", metavar="URL", help="Optuna storage, e.g. postgresql://user@host/db for several machines")
     p.add_argument("--resume", action="store_true", help="continue a search (fails if --out holds none)")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per trial")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html / report.md at the end")
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # a worker process started by `hone search`
 
     p = sub.add_parser("predict", help="predict with a run directory or a saved model: JSONL in, JSONL out")
@@ -158,6 +159,11 @@ def _search(args: argparse.Namespace) -> int:
                              args.quiet)
     for line in summary_lines(summary) if summary else []:
         print(line)
+    if summary and not args.no_report:  # the coordinating process, once the search has stopped
+        from hone.report import try_write_report
+
+        if report := try_write_report(Path(summary["search_dir"])):
+            print(f"report: {report}")
     return 0
 
 

@@ -155,3 +155,14 @@ def test_multi_objective_search_over_sparsity_and_learning_rate(spec_file: Any, 
     metrics = json.loads((run(spec, host, out=tmp_path / "again") / "metrics.json").read_text())
     assert metrics["test"]["test"]["accuracy"] == point["values"]["test.accuracy"]
     assert metrics["prune"]["after"]["nonzero"] == point["values"]["prune.after.nonzero"]
+
+
+def test_hone_search_writes_the_report_when_it_ends(spec_file: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hone.cli import main
+
+    spec = spec_file({"searcher": "grid", "objectives": "test.accuracy", "space": {LR: [3e-3, 1e-3]}})
+    assert main(["search", str(spec), "--out", str(tmp_path / "search"), "-q"]) == 0
+    assert f"report: {tmp_path / 'search' / 'report.html'}" in capsys.readouterr().out
+    assert "optimisation history" in (tmp_path / "search" / "report.md").read_text().lower()
+    assert main(["search", str(spec), "--out", str(tmp_path / "quiet"), "-q", "--no-report"]) == 0
+    assert not (tmp_path / "quiet" / "report.html").exists()
