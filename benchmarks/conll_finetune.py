@@ -69,7 +69,8 @@ def main() -> None:
     print(table(["entity type", "precision", "recall", "F1", "support"],
                 [[k, v["precision"], v["recall"], v["f1"], v["support"]] for k, v in sorted(per_type.items())]))
     training = sum(t.get("wall", 0.0) for s, t in timings.items() if s in metrics and "validation" in metrics[s])
-    print(f"\ntest entity F1 {test['entity_f1']:.4f}; training stages {training / 60:.1f} min; "
+    strict = f" (strict IOB2: {test['entity_f1_strict']:.4f})" if "entity_f1_strict" in test else ""
+    print(f"\ntest entity F1 {test['entity_f1']:.4f}{strict}; training stages {training / 60:.1f} min; "
           f"whole run {total / 60:.1f} min; peak RSS {peak_rss_gb():.2f} GB")
 
 

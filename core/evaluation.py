@@ -61,7 +61,9 @@ def compute_metrics(metrics: Sequence[tuple[str, Any]], output: EvalOutput, orig
 
 
 def without_clashes(name: str, found: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
-    """``found`` with the keys an earlier metric already reported renamed ``key_2`` (``_3``...), so nothing is lost."""
+    """``found`` without what an earlier metric already reported alike, and with the keys it reported otherwise
+    renamed ``key_2`` (``_3``...), so nothing is lost."""
+    found = {key: value for key, value in found.items() if key not in results or results[key] != value}
     clashes = [key for key in found if key in results]
     if not clashes:
         return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -26,8 +27,16 @@ def test_both_entity_modes_in_one_evaluation_keep_their_own_results() -> None:
     assert results["loss"] == 0.5
 
 
-def test_a_metric_repeating_an_earlier_ones_keys_is_kept_under_a_numbered_name() -> None:
+def test_a_metric_reporting_an_earlier_ones_name_otherwise_is_kept_under_a_numbered_name() -> None:
+    output = EvalOutput(predictions=[0, 1, 1, 0], references=[0, 1, 0, 0])
+    with pytest.warns(UserWarning, match=r"metric 'f1' reports f1 like an earlier metric.*kept as f1_2"):
+        results = compute_metrics([metric("f1", pos_label=1), metric("f1", pos_label=0)], output)
+    assert results["f1"] == pytest.approx(2 / 3) and results["f1_2"] == pytest.approx(0.8)
+
+
+def test_the_same_value_reported_twice_is_kept_once_without_a_warning() -> None:
     output = EvalOutput(predictions=[0, 1, 1], references=[0, 1, 0])
-    with pytest.warns(UserWarning, match=r"metric 'accuracy' reports accuracy like an earlier metric.*accuracy_2"):
-        results = compute_metrics([metric("accuracy"), metric("accuracy")], output)
-    assert results["accuracy"] == results["accuracy_2"] == pytest.approx(2 / 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = compute_metrics([metric("accuracy"), metric("classification-report")], output)
+    assert results["accuracy"] == pytest.approx(2 / 3) and "accuracy_2" not in results
