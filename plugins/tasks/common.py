@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -38,17 +37,17 @@ def hub_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:
 GENERIC_LABEL = re.compile(r"LABEL_\d+")
 
 
-def config_labels(model: Any) -> list[str]:
-    """Label names stored in a model's config, in id order."""
-    id2label = model.config.id2label or {}
-    return [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(model.config.num_labels)]
+def config_labels(config: Any) -> list[str]:
+    """Label names stored in a model config, in id order."""
+    id2label = config.id2label or {}
+    return [id2label.get(i, id2label.get(str(i), f"LABEL_{i}")) for i in range(config.num_labels)]
 
 
 def head_labels(config: Any, labels: Sequence[str]) -> list[str]:
     """The labels to load a model with: its saved head's, in the head's order, where that head was trained on
     named labels covering every label of the data (fine-tuning or evaluating a fine-tuned model keeps its
     head, and no row of it is renamed); else the data's labels, for a new head."""
-    saved = [str(label) for label in config_labels(SimpleNamespace(config=config))]
+    saved = [str(label) for label in config_labels(config)]
     named = bool(saved) and not all(GENERIC_LABEL.fullmatch(label) for label in saved)
     return saved if named and set(map(str, labels)) <= set(saved) else list(labels)
 

@@ -35,7 +35,7 @@ class SequenceClassification:
 
     def model_labels(self, model: Any) -> list[str]:
         """The labels ``model`` predicts, in id order."""
-        return common.config_labels(model)
+        return common.config_labels(model.config)
 
     def load(
         self, source: str, labels: list[str], *, trust_remote_code: bool = False, revision: str | None = None
@@ -115,7 +115,7 @@ class SequenceClassification:
     ) -> list[dict[str, Any]]:
         for index, record in enumerate(records):
             common.require(record, index, ("text",))
-        names = list(labels) or common.config_labels(model)
+        names = list(labels) or common.config_labels(model.config)
         device = common.device_of(model)
         results: list[dict[str, Any]] = []
         with common.evaluating(model):

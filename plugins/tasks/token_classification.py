@@ -116,7 +116,7 @@ class TokenClassification:
 
     def model_labels(self, model: Any) -> list[str]:
         """The labels ``model`` predicts, in id order."""
-        return common.config_labels(model)
+        return common.config_labels(model.config)
 
     def encode(self, examples: Sequence[Mapping[str, Any]], tokenizer: Any, labels: list[str]) -> list[dict[str, Any]]:
         label2id = {label: i for i, label in enumerate(labels)}
@@ -183,7 +183,7 @@ class TokenClassification:
         labels: list[str],
         options: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
-        names = list(labels) or common.config_labels(model)
+        names = list(labels) or common.config_labels(model.config)
         threshold = float(options.get("threshold", 0.0))
         min_words = int(options.get("min_span_length", 1))
         inputs = [split_words(record, index) for index, record in enumerate(records)]
