@@ -147,12 +147,12 @@ def main() -> None:
             row["chosen"] = f"ffn_fraction {budget['chosen']} ({len(budget['tried'])} tried)"
         return row
 
-    rows = {"fp32 (teacher)": timed("fp32", lambda: measure(args.teacher / "model", host, args))}
     def wanted(label: str) -> bool:
         return not args.only or any(text.lower() in label.lower() for text in args.only)
 
+    rows = {"fp32 (teacher)": timed("fp32", lambda: measure(args.teacher / "model", host, args))}
+    student = f"student: teacher layers {args.student_layers} (distilled)"
     for number, (label, stages) in enumerate(compressed_rows(args).items()):
-        student = f"student: teacher layers {args.student_layers} (distilled)"
         if label.startswith("budget") and args.student and wanted(student):
             rows[student] = timed("student", lambda: student_row(args, host))
         if not wanted(label):
