@@ -26,10 +26,13 @@ BATCHES = {32: 512, 1: 128}  # batch size -> test sentences timed
 
 
 def recovery(args: argparse.Namespace) -> dict[str, Any]:
-    """A short fine-tune after pruning (weights pruned to zero stay zero)."""
-    return {"type": "train", "name": "recover", "epochs": args.recovery_epochs, "batch_size": 32, "logging_steps": 50,
-            "optimizer": {"name": "adamw", "lr": args.recovery_lr, "weight_decay": 0.01},
-            "scheduler": {"name": "linear", "warmup": 0.06}}
+    """A short fine-tune after pruning (weights pruned to zero stay zero), by default learning from the teacher."""
+    stage = {"type": "train", "name": "recover", "epochs": args.recovery_epochs, "batch_size": 32, "logging_steps": 50,
+             "optimizer": {"name": "adamw", "lr": args.recovery_lr, "weight_decay": 0.01},
+             "scheduler": {"name": "linear", "warmup": 0.06}}
+    if args.recovery == "distill":  # the pruned model is the student of its unpruned original
+        stage.update(type="distill", teacher=str(args.teacher), distiller={"name": "logits", "alpha": 0.5, "temperature": 2.0})
+    return stage
 
 
 def compressed_rows(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
@@ -117,8 +120,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N sentences of each split (smoke test)")
     parser.add_argument("--heads", type=float, default=0.5, help="share of attention heads structured pruning removes")
     parser.add_argument("--ffn", type=float, default=0.5, help="share of FFN neurons structured pruning removes")
-    parser.add_argument("--recovery-epochs", type=int, default=1)
-    parser.add_argument("--recovery-lr", type=float, default=5e-5)
+    parser.add_argument("--recovery", choices=["distill", "train"], default="distill",
+                        help="recovery after pruning: distil from the teacher (logits, alpha 0.5, T 2) or plain fine-tuning")
+    parser.add_argument("--recovery-epochs", type=int, default=2)
+    parser.add_argument("--recovery-lr", type=float, default=1e-4)
     parser.add_argument("--max-drop", type=float, default=1.0, help="the budget row's largest F1 drop, in points")
     parser.add_argument("--student", action="store_true", help="add the 3-layer student row (distillation.py)")
     parser.add_argument("--student-layers", default="0,2,4", help="teacher layers the student keeps")

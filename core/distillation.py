@@ -114,8 +114,10 @@ def load_teacher(ctx: Any, source: str) -> torch.nn.Module:
     return model
 
 
-def build_student(ctx: Any, stage: DistillStage, teacher: torch.nn.Module) -> torch.nn.Module:
+def build_student(ctx: Any, stage: DistillStage, teacher: torch.nn.Module, current: torch.nn.Module) -> torch.nn.Module:
     spec = stage.student
+    if spec is None:
+        return current
     if spec.layers is not None:
         if needs_recipe(teacher):  # its compression recipe names the teacher's layers
             raise HoneError("student.layers: the teacher is structurally compressed; distil into a `source` or `config` "
@@ -208,7 +210,7 @@ def distill_stage(ctx: Any, index: int, stage: DistillStage, resume: dict[str, A
     if resume is not None:  # the runner rebuilt the student and loaded its checkpoint
         student = current
     else:
-        student = build_student(ctx, stage, teachers[0]).to(ctx.device)
+        student = build_student(ctx, stage, teachers[0], current).to(ctx.device)
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             save_folder(student, ctx.tokenizer, folder / STUDENT)

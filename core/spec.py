@@ -237,13 +237,18 @@ class DistillStage(TrainStage):
     teacher: str | list[str] | None = Field(
         None, description="Run directory, model folder, Hub name or pkg:<module>, or a list of them (multi-teacher); "
         "default: the current model.")
-    student: StudentSpec
+    student: StudentSpec | None = Field(
+        None, description="The model to train; leave it out to train the current model (a pruned one, say) on a "
+        "named `teacher`'s outputs.")
     distiller: DistillerRef = Field(default_factory=lambda: DistillerRef(name="logits"))  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _teachers(self) -> DistillStage:
         if isinstance(self.teacher, list) and not self.teacher:
             raise ValueError("`teacher: []` names no teacher; leave it out to distil the current model")
+        if self.student is None and self.teacher is None:
+            raise ValueError("give a `student` to train, or a `teacher` for the current model to learn from "
+                             "(without either the model would learn from itself)")
         return self
 
     def teachers(self) -> list[str]:
@@ -252,7 +257,7 @@ class DistillStage(TrainStage):
 
     def resolve_paths(self, local: Callable[[str], str]) -> DistillStage:
         teacher = self.teacher if self.teacher is None or isinstance(self.teacher, list) else [self.teacher]
-        update: dict[str, Any] = {"student": self.student.model_copy(
+        update: dict[str, Any] = {"student": self.student and self.student.model_copy(
             update={"source": self.student.source and local(self.student.source)})}
         if teacher is not None:
             resolved = [local(t) for t in teacher]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from hone.components import Task
@@ -14,6 +16,11 @@ class TokenClassificationParams(BaseModel):
     max_length: int = Field(128, gt=0, description="Maximum sub-tokens per sentence; longer ones are truncated.")
     label_all_tokens: bool = Field(
         False, description="Label every sub-token (B- becomes I- on continuations), not only a word's first."
+    )
+    decoding: Literal["viterbi", "argmax"] = Field(
+        "viterbi",
+        description="viterbi: the most probable tag sequence in which every I-X follows a B-X or I-X (IOB2); "
+        "argmax: each word's most probable tag on its own.",
     )
 
 
@@ -32,7 +39,7 @@ def token_classification_task(params: TokenClassificationParams) -> Task:
     """Tag each word (NER, POS): BIO tags per word, entity spans with character offsets."""
     from hone_plugins.tasks.token_classification import TokenClassification
 
-    return TokenClassification(params.max_length, params.label_all_tokens)
+    return TokenClassification(params.max_length, params.label_all_tokens, params.decoding)
 
 
 def sequence_classification_task(params: SequenceParams) -> Task:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hone_plugins.tasks import common
+from hone_plugins.tasks import bio, common
 
 WORD = re.compile(r"\d+(?:[.,]\d+)+|\w+(?:[-'’]\w+)*|[^\w\s]")
 # byte-level BPE tokenizers refuse pre-split words unless told to add the space they lost
@@ -37,17 +37,34 @@ def align(word_ids: Sequence[int | None], ids: Sequence[int], next_ids: Sequence
     return aligned
 
 
-def word_level(
-    word_ids: Sequence[int | None], best: Sequence[int], probs: Sequence[float], labels: Sequence[str], n_words: int
-) -> tuple[list[str], list[float]]:
-    """Per-word tags and confidences from first sub-tokens; words lost to truncation are ``O``."""
-    tags, scores = ["O"] * n_words, [0.0] * n_words
+def first_pieces(word_ids: Sequence[int | None], n_words: int) -> list[int]:
+    """The position of each word's first sub-token, for the words truncation kept."""
+    positions: list[int] = []
     previous = None
     for position, word in enumerate(word_ids):
         if word is not None and word != previous and word < n_words:
-            tags[word], scores[word] = labels[best[position]], probs[position]
+            positions.append(position)
         previous = word
-    return tags, scores
+    return positions
+
+
+def word_level(
+    log_probs: torch.Tensor,
+    word_ids: Sequence[int | None],
+    labels: Sequence[str],
+    n_words: int,
+    allowed: torch.Tensor | None,
+) -> tuple[list[str], list[float]]:
+    """Per-word tags and confidences from first sub-tokens; words lost to truncation are ``O``.
+
+    ``log_probs`` is one sentence's ``[sub-tokens, labels]``; with ``allowed`` transitions the
+    tags are the best sequence that obeys them, otherwise each word's own best tag.
+    """
+    words = log_probs[first_pieces(word_ids, n_words)]
+    best = bio.viterbi(words, allowed) if allowed is not None else words.argmax(-1).tolist()
+    confidence = words.exp()[torch.arange(len(best)), torch.tensor(best, dtype=torch.long)].tolist()
+    padding = n_words - len(best)
+    return [labels[i] for i in best] + ["O"] * padding, confidence + [0.0] * padding
 
 
 def split_words(record: Mapping[str, Any], index: int) -> Words:
@@ -92,9 +109,14 @@ class TokenClassification:
 
     default_metrics: tuple[str, ...] = ("entity-f1",)
 
-    def __init__(self, max_length: int = 128, label_all_tokens: bool = False) -> None:
+    def __init__(self, max_length: int = 128, label_all_tokens: bool = False, decoding: str = "viterbi") -> None:
         self.max_length = max_length
         self.label_all_tokens = label_all_tokens
+        self.decoding = decoding
+
+    def transitions(self, labels: Sequence[str]) -> torch.Tensor | None:
+        """The IOB2 transitions Viterbi decoding keeps to, or ``None`` for a per-word argmax."""
+        return bio.allowed_transitions(labels) if self.decoding == "viterbi" else None
 
     def labels_from(self, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         tags = {tag for example in examples for tag in example.get("tags") or ()}
@@ -166,11 +188,11 @@ class TokenClassification:
     def decode(
         self, outputs: Any, batch: Mapping[str, Any], labels: list[str]
     ) -> tuple[list[Any], list[Any], list[Any]]:
-        probs, best = outputs.logits.detach().float().softmax(-1).max(-1)
-        probs, best = probs.cpu().tolist(), best.cpu().tolist()
+        log_probs = outputs.logits.detach().float().log_softmax(-1).cpu()
+        allowed = self.transitions(labels)
         predictions, scores = [], []
         for row, (word_ids, tags) in enumerate(zip(batch["_word_ids"], batch["_tags"])):
-            predicted, confidence = word_level(word_ids, best[row], probs[row], labels, len(tags))
+            predicted, confidence = word_level(log_probs[row], word_ids, labels, len(tags), allowed)
             predictions.append(predicted)
             scores.append(confidence)
         return predictions, [list(tags) for tags in batch["_tags"]], scores
@@ -188,6 +210,7 @@ class TokenClassification:
         min_words = int(options.get("min_span_length", 1))
         inputs = [split_words(record, index) for index, record in enumerate(records)]
         device = common.device_of(model)
+        allowed = self.transitions(names)
         results: list[dict[str, Any]] = []
         with common.evaluating(model):
             for chunk in common.batched(inputs, options.get("batch_size", 32)):
@@ -200,10 +223,9 @@ class TokenClassification:
                     return_tensors="pt",
                 )
                 tensors = {k: v.to(device) for k, v in encoding.items() if k in common.INPUT_NAMES}
-                probs, best = model(**tensors).logits.float().softmax(-1).max(-1)
-                probs, best = probs.cpu().tolist(), best.cpu().tolist()
+                log_probs = model(**tensors).logits.float().log_softmax(-1).cpu()
                 for row, (text, words, offsets) in enumerate(chunk):
-                    tags, scores = word_level(encoding.word_ids(row), best[row], probs[row], names, len(words))
+                    tags, scores = word_level(log_probs[row], encoding.word_ids(row), names, len(words), allowed)
                     spans = entities(text, offsets, tags, scores, threshold, min_words)
                     results.append({"entities": spans, "tokens": words, "tags": tags})
         return results

@@ -182,3 +182,28 @@ def test_sequence_classification_and_causal_lm_distil_too(tmp_path: Path, tiny_b
         metrics = json.loads((run_spec(tmp_path, spec, spec["name"]) / "metrics.json").read_text())
         assert metrics["distill"]["student_parameters"] < metrics["distill"]["teacher_parameters"][0]
         assert "test" in metrics["test"]
+
+
+def test_a_pruned_model_recovers_by_learning_from_its_unpruned_original(tmp_path: Path, tiny_bert: Path) -> None:
+    original = run_spec(tmp_path, distill_spec(tiny_bert, TEACHER), "original")
+    prune = {"type": "compress", "name": "prune", "compressor": {"name": "structured", "heads_fraction": 0.5, "ffn_fraction": 0.5}}
+    recover = {**DISTILL, "name": "recover", "epochs": 1, "teacher": str(original)}
+    del recover["student"]  # the student is the current, pruned model
+    spec = distill_spec(original / "model", prune, recover, TEST)
+    run_dir = run_spec(tmp_path, spec, "pruned")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["recover"]["student_parameters"] == metrics["prune"]["after"]["parameters"]
+    assert metrics["recover"]["student_parameters"] < metrics["recover"]["teacher_parameters"][0]
+    from hone.predict import load_predictor
+    from hone.plugins import load_plugins
+
+    _, model, _, _ = load_predictor(str(run_dir / "model"), load_plugins(warn=False), device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == metrics["recover"]["student_parameters"]
+
+
+def test_a_distill_stage_needs_a_student_or_a_teacher(tmp_path: Path, tiny_bert: Path) -> None:
+    from hone.validation import SpecError
+
+    stage = {k: v for k, v in DISTILL.items() if k != "student"}
+    with pytest.raises(SpecError, match="`student` to train, or a `teacher`"):
+        load_spec(write_spec(tmp_path, distill_spec(tiny_bert, stage)))

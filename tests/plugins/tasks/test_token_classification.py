@@ -245,3 +245,25 @@ def test_labels_the_head_does_not_name_get_a_new_head(trained: tuple[Any, Any, A
     assert task.model_labels(reloaded) == ["O", "B-ORG", "I-ORG"]
     same, _ = task.load(str(tmp_path), LABELS)
     assert task.model_labels(same) == LABELS
+
+
+def test_viterbi_decoding_never_starts_an_entity_with_i_and_argmax_is_kept_as_an_option(tiny_bert: Path) -> None:
+    import torch
+
+    from hone_plugins.tasks.bio import allowed_transitions
+
+    viterbi, argmax = build(), build(decoding="argmax")
+    model, tokenizer = viterbi.load(str(tiny_bert), LABELS)
+    batch = viterbi.collate(viterbi.encode(TRAIN * 4, tokenizer, LABELS), tokenizer)
+    inputs = {k: v for k, v in batch.items() if not k.startswith("_") and k != "labels"}
+    torch.manual_seed(0)
+    outputs = model(**inputs)
+    outputs.logits = torch.randn_like(outputs.logits) * 3  # an untrained head: orphan I- tags are common
+    constrained, _, scores = viterbi.decode(outputs, batch, LABELS)
+    free, _, _ = argmax.decode(outputs, batch, LABELS)
+    allowed = allowed_transitions(LABELS)
+    for tags in constrained:
+        ids = [len(LABELS)] + [LABELS.index(t) for t in tags]
+        assert all(allowed[a, b] for a, b in zip(ids, ids[1:]))
+    assert any(tags[0].startswith("I-") for tags in free) and constrained != free
+    assert all(0.0 < s <= 1.0 for row in scores for s in row)
