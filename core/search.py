@@ -33,7 +33,7 @@ def check_search(spec_file: Path, spec: RunSpec, host: PluginHost) -> None:
     sampler_error = None
     if spec.search is not None:
         try:
-            sampler = make_sampler(spec, host, spec.search.parsed_space(), spec.seed)
+            sampler = make_sampler(spec, host, spec.search.parsed_space())
             if spec.search.trials is None and spec.search.timeout is None and not hasattr(sampler, "is_exhausted"):
                 sampler_error = f"searcher '{spec.search.searcher.name}' never runs out of points: set `trials` or `timeout`"
         except HoneError as error:

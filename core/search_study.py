@@ -64,10 +64,11 @@ class Search:
         return self.storage_url.startswith("sqlite")
 
 
-def make_sampler(spec: RunSpec, host: PluginHost, space: SearchSpace, seed: int) -> Any:
+def make_sampler(spec: RunSpec, host: PluginHost, space: SearchSpace) -> Any:
     """The searcher plugin's Optuna sampler; factories that take a ``space`` keyword get the parsed space."""
     assert spec.search is not None
     ref = spec.search.searcher
+    seed = spec.seed if spec.search.seed is None else spec.search.seed
     component = host.registries.get("searcher", ref.name)
     kwargs = {"space": space} if "space" in inspect.signature(component.factory).parameters else {}
     try:
@@ -307,7 +308,7 @@ def work(search: Search, index: int = 0, on_trial_end: Callable[[Any], None] = l
 
     assert search.spec.search is not None
     config = search.spec.search
-    sampler = make_sampler(search.spec, search.host, search.space, search.spec.seed)
+    sampler = make_sampler(search.spec, search.host, search.space)
     study = open_study(search, sampler, make_pruner(config.pruner))
     if index > 0 or study.get_trials(deepcopy=False):
         # same seed, same proposals: other workers and a restarted search draw afresh (a grid keeps its seeded order)

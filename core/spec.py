@@ -308,6 +308,8 @@ class SearchSpec(Strict):
     """``hone search``: trials of the spec with values from ``space``, chosen by a searcher plugin."""
 
     searcher: SearcherRef = Field(default_factory=lambda: SearcherRef(name="tpe"))  # type: ignore[valid-type]
+    seed: int | None = Field(None, description="Seed of the searcher's proposals; default: the spec's `seed`. Trials "
+                             "train with the spec's seed either way, so another value searches the same problem afresh.")
     objectives: list[Objective] = Field(min_length=1, description="One metric, or several for a Pareto front.")
     trials: int | None = Field(None, gt=0, description="Trials in all (across workers and restarts); a grid defaults to its size.")
     timeout: float | None = Field(None, gt=0, description="Seconds after which no new trial starts (per `hone search` call).")

@@ -166,3 +166,22 @@ def test_hone_search_writes_the_report_when_it_ends(spec_file: Any, tmp_path: Pa
     assert "optimisation history" in (tmp_path / "search" / "report.md").read_text().lower()
     assert main(["search", str(spec), "--out", str(tmp_path / "quiet"), "-q", "--no-report"]) == 0
     assert not (tmp_path / "quiet" / "report.html").exists()
+
+
+def test_the_search_seed_changes_the_proposals_not_the_trials_seed(spec_file: Any) -> None:
+    import optuna
+
+    from hone.search_study import make_sampler
+
+    def first_proposals(search_seed: int | None) -> list[float]:
+        search = {"searcher": "random", "objectives": "test.accuracy", "trials": 2, "space": {LR: {"loguniform": [1e-4, 1e-2]}}}
+        if search_seed is not None:
+            search["seed"] = search_seed
+        spec, host = load_spec(spec_file(search))
+        assert spec.seed == 7  # trials train with the spec's seed whatever the search seed
+        assert spec.search is not None
+        study = optuna.create_study(sampler=make_sampler(spec, host, spec.search.parsed_space()))
+        return [study.ask().suggest_float("x", 0.0, 1.0) for _ in range(3)]
+
+    assert first_proposals(None) == first_proposals(7)  # the default: the spec's seed
+    assert first_proposals(1) == first_proposals(1) != first_proposals(2)
