@@ -185,20 +185,26 @@ def test_sequence_classification_and_causal_lm_distil_too(tmp_path: Path, tiny_b
 
 
 def test_a_pruned_model_recovers_by_learning_from_its_unpruned_original(tmp_path: Path, tiny_bert: Path) -> None:
+    from hone.plugins import load_plugins
+    from hone.predict import load_predictor
+
     original = run_spec(tmp_path, distill_spec(tiny_bert, TEACHER), "original")
     prune = {"type": "compress", "name": "prune", "compressor": {"name": "structured", "heads_fraction": 0.5, "ffn_fraction": 0.5}}
-    recover = {**DISTILL, "name": "recover", "epochs": 1, "teacher": str(original)}
+    recover = {**DISTILL, "name": "recover", "teacher": str(original)}
     del recover["student"]  # the student is the current, pruned model
     spec = distill_spec(original / "model", prune, recover, TEST)
-    run_dir = run_spec(tmp_path, spec, "pruned")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    reference = run_spec(tmp_path, spec, "pruned")
+    metrics = json.loads((reference / "metrics.json").read_text())
     assert metrics["recover"]["student_parameters"] == metrics["prune"]["after"]["parameters"]
     assert metrics["recover"]["student_parameters"] < metrics["recover"]["teacher_parameters"][0]
-    from hone.predict import load_predictor
-    from hone.plugins import load_plugins
-
-    _, model, _, _ = load_predictor(str(run_dir / "model"), load_plugins(warn=False), device="cpu")
+    _, model, _, _ = load_predictor(str(reference / "model"), load_plugins(warn=False), device="cpu")
     assert sum(p.numel() for p in model.parameters()) == metrics["recover"]["student_parameters"]
+
+    with pytest.raises(Interrupted):  # the pruned student comes back from its saved recipe on resume
+        run_spec(tmp_path, spec, "resumed", callbacks=[("interrupt", InterruptAt("recover", 4))])
+    resumed = run_spec(tmp_path, spec, "resumed", resume=True)
+    assert json.loads((resumed / "metrics.json").read_text()) == metrics
+    assert _losses(resumed) == _losses(reference)
 
 
 def test_a_distill_stage_needs_a_student_or_a_teacher(tmp_path: Path, tiny_bert: Path) -> None:
