@@ -37,13 +37,14 @@ def align(word_ids: Sequence[int | None], ids: Sequence[int], next_ids: Sequence
     return aligned
 
 
-def first_pieces(word_ids: Sequence[int | None], n_words: int) -> list[int]:
-    """The position of each word's first sub-token, for the words truncation kept."""
-    positions: list[int] = []
+def first_pieces(word_ids: Sequence[int | None], n_words: int) -> dict[int, int]:
+    """Word -> the position of its first sub-token, for the words that have one after truncation
+    (a word the tokenizer drops entirely, such as a zero-width space, has none)."""
+    positions: dict[int, int] = {}
     previous = None
     for position, word in enumerate(word_ids):
         if word is not None and word != previous and word < n_words:
-            positions.append(position)
+            positions[word] = position
         previous = word
     return positions
 
@@ -55,16 +56,19 @@ def word_level(
     n_words: int,
     allowed: torch.Tensor | None,
 ) -> tuple[list[str], list[float]]:
-    """Per-word tags and confidences from first sub-tokens; words lost to truncation are ``O``.
+    """Per-word tags and confidences from first sub-tokens; words without a sub-token are ``O``.
 
     ``log_probs`` is one sentence's ``[sub-tokens, labels]``; with ``allowed`` transitions the
     tags are the best sequence that obeys them, otherwise each word's own best tag.
     """
-    words = log_probs[first_pieces(word_ids, n_words)]
+    positions = first_pieces(word_ids, n_words)
+    words = log_probs[list(positions.values())]
     best = bio.viterbi(words, allowed) if allowed is not None else words.argmax(-1).tolist()
     confidence = words.exp()[torch.arange(len(best)), torch.tensor(best, dtype=torch.long)].tolist()
-    padding = n_words - len(best)
-    return [labels[i] for i in best] + ["O"] * padding, confidence + [0.0] * padding
+    tags, scores = ["O"] * n_words, [0.0] * n_words
+    for word, label, score in zip(positions, best, confidence):
+        tags[word], scores[word] = labels[label], score
+    return tags, scores
 
 
 def split_words(record: Mapping[str, Any], index: int) -> Words:

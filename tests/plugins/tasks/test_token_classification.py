@@ -267,3 +267,13 @@ def test_viterbi_decoding_never_starts_an_entity_with_i_and_argmax_is_kept_as_an
         assert all(allowed[a, b] for a, b in zip(ids, ids[1:]))
     assert any(tags[0].startswith("I-") for tags in free) and constrained != free
     assert all(0.0 < s <= 1.0 for row in scores for s in row)
+
+
+def test_a_word_the_tokenizer_drops_is_o_and_the_words_after_it_keep_their_tags(trained: tuple[Any, Any, Any]) -> None:
+    task, model, tokenizer = trained
+    words = ["john", "\u200b", "smith", "lives", "in", "paris"]  # a zero-width space has no sub-token
+    assert None not in tokenizer([words], is_split_into_words=True).word_ids(0)[1:-1]
+    assert 1 not in tokenizer([words], is_split_into_words=True).word_ids(0)
+    result = task.predict(model, tokenizer, [{"tokens": words}], LABELS, {})[0]
+    expected = task.predict(model, tokenizer, [{"tokens": TRAIN[0]["tokens"]}], LABELS, {})[0]["tags"]
+    assert result["tags"] == [expected[0], "O", *expected[1:]]
