@@ -183,13 +183,13 @@ def recover(study: Any, search: Search, wait_s: float = 5.0) -> list[int]:
 
 
 def counted(trials: Sequence[Any], waiting: bool = True) -> list[Any]:
-    """The trials that use up the budget: finished, running and queued; not interruptions being retried, nor surplus."""
+    """The trials that use up the budget: finished, running and queued; not repeats, interruptions being retried, nor surplus."""
     from optuna.trial import TrialState
 
     retried = {t.user_attrs.get(RETRY_OF) for t in trials}
     out = []
     for t in trials:
-        if t.user_attrs.get(SURPLUS) or (t.state == TrialState.WAITING and not waiting):
+        if t.user_attrs.get(SURPLUS) or DUPLICATE_OF in t.user_attrs or (t.state == TrialState.WAITING and not waiting):
             continue
         if t.state == TrialState.FAIL and (t.user_attrs.get(INTERRUPTED) or t.number in retried):
             continue
@@ -238,8 +238,13 @@ class Objective:
         if original is not None:
             trial.set_user_attr(DUPLICATE_OF, original.number)
             trial.set_user_attr(RUN_DIR, original.user_attrs.get(RUN_DIR))
-            self._say(trial, "duplicate", original.values, 0.0, f" (same parameters as trial {original.number})")
             self.outcome = "duplicate"
+            if original.state == optuna.trial.TrialState.PRUNED:  # training is seeded: it would stop at the same values
+                for step, value in original.intermediate_values.items():
+                    trial.report(value, step)
+                self._say(trial, "duplicate", None, 0.0, f" (same parameters as trial {original.number}, pruned)")
+                raise optuna.TrialPruned(f"same parameters as trial {original.number}, pruned")
+            self._say(trial, "duplicate", original.values, 0.0, f" (same parameters as trial {original.number})")
             return original.values[0] if len(original.values) == 1 else list(original.values)
         run_dir = self.search.search_dir / "trials" / str(trial.number)
         trial.set_user_attr(RUN_DIR, str(run_dir))
@@ -280,12 +285,12 @@ class Objective:
             raise HoneError(str(error)) from None
 
     def _duplicate(self, trial: Any) -> Any:
-        """A finished trial with the same parameters, waiting for an earlier running one: a repeat costs nothing."""
+        """A finished or pruned trial with the same parameters, waiting for an earlier running one: a repeat costs nothing."""
         from optuna.trial import TrialState
 
         while True:
             same = [t for t in self.study.get_trials(deepcopy=False) if t.number != trial.number and t.params == trial.params]
-            done = [t for t in same if t.state == TrialState.COMPLETE]
+            done = [t for t in same if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
             if done:
                 return done[0]
             if not any(t.state == TrialState.RUNNING and t.number < trial.number for t in same):
@@ -303,7 +308,7 @@ class Objective:
 
 def work(search: Search, index: int = 0, on_trial_end: Callable[[Any], None] = lambda study: None,
          say: Callable[[str], None] = print, max_failures: int = 3) -> Any:
-    """Run trials until the budget, the timeout or the grid is used up; return the study."""
+    """Run trials until the budget, the timeout or the grid is used up, or the searcher only repeats; return the study."""
     from optuna.trial import TrialState
 
     assert search.spec.search is not None
@@ -315,7 +320,7 @@ def work(search: Search, index: int = 0, on_trial_end: Callable[[Any], None] = l
         sampler.reseed_rng()
     deadline = time.monotonic() + config.timeout if config.timeout else None
     objective = Objective(search, study, config.trials, say)
-    failures = 0
+    failures = repeats = 0
     while True:
         trials = study.get_trials(deepcopy=False)
         if config.trials is not None and len(counted(trials, waiting=False)) >= config.trials:
@@ -325,8 +330,13 @@ def work(search: Search, index: int = 0, on_trial_end: Callable[[Any], None] = l
         exhausted = getattr(study.sampler, "is_exhausted", None)
         if callable(exhausted) and exhausted(study) and not any(t.state == TrialState.WAITING for t in trials):
             break
+        if repeats >= config.max_repeats:
+            say(f"the searcher proposed only points already run, {repeats} times in a row: stopping "
+                f"(search.max_repeats)")
+            break
         study.optimize(objective, n_trials=1, catch=(_Surplus, _TrialFailed), gc_after_trial=True)
         on_trial_end(study)
+        repeats = repeats + 1 if objective.outcome == "duplicate" else 0
         failures = failures + 1 if objective.outcome == "failed" else 0
         if failures >= max_failures:
             raise HoneError(f"{failures} trials in a row failed; the last: {objective.error}")

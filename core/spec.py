@@ -311,7 +311,10 @@ class SearchSpec(Strict):
     seed: int | None = Field(None, description="Seed of the searcher's proposals; default: the spec's `seed`. Trials "
                              "train with the spec's seed either way, so another value searches the same problem afresh.")
     objectives: list[Objective] = Field(min_length=1, description="One metric, or several for a Pareto front.")
-    trials: int | None = Field(None, gt=0, description="Trials in all (across workers and restarts); a grid defaults to its size.")
+    trials: int | None = Field(None, gt=0, description="Trials in all (across workers and restarts); a grid defaults to its size. "
+                               "A repeated point reuses its result and does not count.")
+    max_repeats: int = Field(20, gt=0, description="Stop once the searcher has proposed only points already run this many "
+                             "times in a row: it has converged, or a finite space is used up.")
     timeout: float | None = Field(None, gt=0, description="Seconds after which no new trial starts (per `hone search` call).")
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     storage: str | None = Field(None, description="Optuna storage URL (postgresql://... for several machines); default: "

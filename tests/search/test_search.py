@@ -57,15 +57,24 @@ def test_best_spec_reproduces_the_best_trial_with_hone_run(spec_file: Any, tmp_p
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["test"]["accuracy"] == summary["best"]["value"]
 
 
-def test_repeated_parameters_reuse_the_finished_trial(spec_file: Any, tmp_path: Path) -> None:
+def test_a_repeat_reuses_the_finished_trial_and_a_search_that_only_repeats_stops(spec_file: Any, tmp_path: Path) -> None:
     out = tmp_path / "search"
-    summary = search_command(spec_file({"searcher": "random", "objectives": "test.accuracy", "trials": 3,
+    summary = search_command(spec_file({"searcher": "random", "objectives": "test.accuracy", "trials": 3, "max_repeats": 2,
                                         "space": {"stages[0].batch_size": [8]}}), out, quiet=True)
-    assert summary is not None and summary["duplicates"] == 2
+    assert summary is not None and summary["duplicates"] == 2 and summary["counted"] == 1
     rows = _rows(out)
     assert [r["note"] for r in rows] == ["", "duplicate of 0", "duplicate of 0"]
     assert len({r["test.accuracy"] for r in rows}) == 1
     assert not (out / "trials" / "1").exists() and float(rows[1]["duration_s"]) == 0.0
+
+
+def test_a_repeated_point_does_not_use_up_the_trial_budget(spec_file: Any, tmp_path: Path) -> None:
+    out = tmp_path / "search"
+    summary = search_command(spec_file({"searcher": "random", "objectives": "test.accuracy", "trials": 2,
+                                        "space": {"stages[0].batch_size": [8, 16]}}, seed=1), out, quiet=True)
+    assert summary is not None and summary["counted"] == 2
+    rows = _rows(out)  # seed 1 proposes batch 16 twice before 8: the repeat is free, and 8 still runs
+    assert [(r["stages[0].batch_size"], r["note"]) for r in rows] == [("16", ""), ("16", "duplicate of 0"), ("8", "")]
 
 
 @pytest.mark.slow
@@ -85,6 +94,25 @@ def test_median_pruner_stops_bad_trials_after_their_first_evaluation(spec_file: 
     trials = json.loads((out / "trials.json").read_text())
     assert len(trials[0]["intermediate"]) == 3 and len(trials[1]["intermediate"]) == 1
     assert json.loads((Path(rows[1]["run_dir"]) / "state.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_a_repeat_of_a_pruned_point_is_pruned_again_without_training(spec_file: Any, tmp_path: Path) -> None:
+    spec = spec_file({"searcher": "random", "objectives": "validation.loss", "trials": 3, "max_repeats": 2,
+                      "pruner": {"name": "median", "startup_trials": 1}, "space": {LR: [1e-2, 1e-9]}},
+                     seed=11)  # seed 11 proposes lr 1e-2, then 1e-9 three times
+    data = yaml.safe_load(spec.read_text())
+    data["stages"][0]["epochs"] = 3
+    spec.write_text(yaml.safe_dump(data))
+    summary = search_command(spec, tmp_path / "search", quiet=True)
+    assert summary is not None and summary["counted"] == 2 and summary["duplicates"] == 2
+    rows = _rows(tmp_path / "search")
+    assert [(float(r[LR]), r["state"]) for r in rows] == [(1e-2, "complete")] + [(1e-9, "pruned")] * 3
+    assert [r["note"] for r in rows[2:]] == ["duplicate of 1", "duplicate of 1"]
+    for row in rows[2:]:
+        assert float(row["duration_s"]) == 0.0 and not (tmp_path / "search" / "trials" / row["number"]).exists()
+    trials = json.loads((tmp_path / "search" / "trials.json").read_text())
+    assert trials[2]["intermediate"] == trials[1]["intermediate"]  # the searcher sees the same learning curve
 
 
 @pytest.mark.slow
@@ -142,7 +170,8 @@ def test_multi_objective_search_over_sparsity_and_learning_rate(spec_file: Any, 
               "objectives": ["test.accuracy", "prune.after.nonzero"],
               "space": {LR: {"loguniform": [1e-4, 1e-2]}, "stages[1].compressor.sparsity": [0.2, 0.5, 0.9]}}
     summary = search_command(spec_file(config, stages=stages), out, quiet=True)
-    assert summary is not None and summary["trials"]["complete"] == 4
+    assert summary is not None and summary["counted"] == 4  # four trained trials; a child repeating a parent is free
+    assert summary["trials"]["complete"] == 4 + summary["duplicates"]
     assert [o["direction"] for o in summary["objectives"]] == ["maximize", "minimize"]
     front = summary["pareto"]
     assert front
