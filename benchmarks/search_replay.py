@@ -1,0 +1,120 @@
+"""Replay a searcher over a measured grid: the outcome of many searcher seeds at no training cost.
+
+Every trial trains with the spec's seed, so a point of the space always scores the same, with the same
+per-epoch values. Once the grid has run every point, any searcher over the same space can be replayed:
+hone's own sampler and pruner (built from the spec, as `hone search` builds them) propose points, and the
+grid's measurements answer them. A pruned trial costs the grid's seconds up to the evaluation that pruned
+it; a repeated point (finished or pruned) costs nothing and does not use up the budget, as in `hone search`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from common import events
+
+if TYPE_CHECKING:
+    from hone.plugins import PluginHost
+    from hone.spec import RunSpec
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured grid point: its final value, its per-epoch values and the seconds spent up to each of them."""
+
+    value: float
+    intermediate: list[float]
+    seconds_to: list[float]  # seconds from the trial's start to each evaluation; the last is the whole trial
+
+    @classmethod
+    def from_trial(cls, trial: dict[str, Any], run_dir: Path) -> Point:
+        timeline = events(run_dir)
+        start, end = timeline[0]["time"], timeline[-1]["time"]
+        overhead = trial["duration_s"] - (end - start)  # before the run's first event: imports, model loading
+        evaluations = [e["time"] - start + overhead for e in timeline if e["event"] == "evaluation_done" and "epoch" in e]
+        intermediate = [trial["intermediate"][str(step)] for step in range(len(trial["intermediate"]))]
+        return cls(next(iter(trial["values"].values())), intermediate, evaluations[:-1] + [trial["duration_s"]])
+
+
+def measured(search_dir: Path) -> dict[tuple[Any, ...], Point]:
+    """The grid's points by their parameter values (in the space's order)."""
+    points = {}
+    for trial in json.loads((search_dir / "trials.json").read_text()):
+        if trial["state"] != "complete":
+            raise SystemExit(f"grid trial {trial['number']} is {trial['state']}: replays need every point measured")
+        points[tuple(trial["params"].values())] = Point.from_trial(trial, search_dir / "trials" / str(trial["number"]))
+    return points
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One replayed trial, as `hone search` would have run it."""
+
+    params: tuple[Any, ...]
+    state: str  # complete, pruned or duplicate
+    value: float | None
+    seconds: float
+
+
+def replay(spec: RunSpec, host: PluginHost, seed: int, points: dict[tuple[Any, ...], Point]) -> list[Replayed]:
+    """The trials the spec's searcher and pruner run with searcher seed ``seed``, answered from ``points``."""
+    import optuna
+
+    from hone.search_study import make_pruner, make_sampler
+
+    assert spec.search is not None and spec.search.trials is not None
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"seed": seed})})
+    space = spec.search.parsed_space()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=spec.search.objectives[0].goal, sampler=make_sampler(spec, host, space),
+                                pruner=make_pruner(spec.search.pruner))
+    trials: list[Replayed] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        space.suggest(trial)
+        params, point = tuple(trial.params.values()), points[tuple(trial.params.values())]
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        original = next((t for t in study.get_trials(deepcopy=False, states=finished) if t.params == trial.params), None)
+        if original is not None:  # as `hone search`: free, and a pruned point is pruned again at the same values
+            if original.state == optuna.trial.TrialState.PRUNED:
+                for step, value in original.intermediate_values.items():
+                    trial.report(value, step)
+                trials.append(Replayed(params, "duplicate", None, 0.0))
+                raise optuna.TrialPruned()
+            trials.append(Replayed(params, "duplicate", point.value, 0.0))
+            return point.value
+        for step, value in enumerate(point.intermediate):
+            trial.report(value, step)
+            if trial.should_prune():
+                trials.append(Replayed(params, "pruned", None, point.seconds_to[step]))
+                raise optuna.TrialPruned()
+        trials.append(Replayed(params, "complete", point.value, point.seconds_to[-1]))
+        return point.value
+
+    assert spec.search is not None
+    runs = repeats = 0  # as `hone search`: a repeat does not use up the budget; a searcher that only repeats stops
+    while runs < spec.search.trials and repeats < spec.search.max_repeats:
+        study.optimize(objective, n_trials=1)
+        repeats = repeats + 1 if trials[-1].state == "duplicate" else 0
+        runs += trials[-1].state != "duplicate"
+    return trials
+
+
+def recorded(search_dir: Path) -> list[Replayed]:
+    """The trials a real ``hone search`` ran, in order, in the replay's terms."""
+    trials = sorted(json.loads((search_dir / "trials.json").read_text()), key=lambda t: t["number"])
+    return [Replayed(tuple(t["params"].values()), "duplicate" if "duplicate of" in t["note"] else t["state"],
+                     next(iter((t.get("values") or {}).values()), None), t.get("duration_s") or 0.0) for t in trials]
+
+
+def seconds_to_reach(trials: list[Replayed], target: float) -> float | None:
+    """Seconds spent, in trial order, until the first complete trial at or above ``target``; None: never."""
+    spent = 0.0
+    for trial in trials:
+        spent += trial.seconds
+        if trial.state != "pruned" and trial.value is not None and trial.value >= target:
+            return spent
+    return None
