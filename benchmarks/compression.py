@@ -95,11 +95,13 @@ def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, A
 
 def time_in_turns(rows: dict[str, dict[str, Any]]) -> None:
     """Sentences/s of every model at each batch size, best of ``ROUNDS`` passes taken in turn, so that a
-    slow spell of the machine hits every row alike instead of one."""
+    slow spell of the machine hits every row alike instead of one; the rows' timers are taken out."""
+    timers = {label: row.pop("_speed") for label, row in rows.items() if "_speed" in row}
     for _ in range(ROUNDS):
-        for row in rows.values():
-            for batch_size, count in BATCHES.items() if "_speed" in row else ():
-                row[f"b{batch_size}"] = max(row.get(f"b{batch_size}", 0.0), row["_speed"](batch_size, count))
+        for label, speed in timers.items():
+            for batch_size, count in BATCHES.items():
+                key = f"b{batch_size}"
+                rows[label][key] = max(rows[label].get(key, 0.0), speed(batch_size, count))
 
 
 def student_row(args: argparse.Namespace, host: Any) -> dict[str, Any]:
@@ -181,7 +183,7 @@ def main() -> None:
             continue
         rows[label] = timed(label, lambda label=label, stages=stages, n=number: compressed(label, stages, args.out / f"row{n}"))
     time_in_turns(rows)
-    (args.out / "rows.json").write_text(json.dumps({k: {n: v for n, v in r.items() if n != "_speed"} for k, r in rows.items()}, indent=2))
+    (args.out / "rows.json").write_text(json.dumps(rows, indent=2))
 
     base = rows["fp32 (teacher)"]
     lines = []

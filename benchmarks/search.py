@@ -122,8 +122,9 @@ def main() -> None:
     for folder, (label, _) in SEARCHERS.items():  # every search finished in --out, this call's or earlier ones
         for seed, name in finished(args.out, folder):
             summary = json.loads((args.out / name / "search" / "search.json").read_text())
-            states = [t.state for t in recorded(args.out / name / "search")]
-            runs[name] = (folder, seed)
+            real = recorded(args.out / name / "search")
+            states = [t.state for t in real]
+            runs[name] = (folder, seed, real)
             wall = walls.get(name)
             rows.append([name, label + ("" if label == "grid" else f", seed {seed}"),
                          len(states) - states.count("duplicate"), states.count("pruned"), states.count("duplicate"),
@@ -141,10 +142,9 @@ def main() -> None:
             loaded[folder] = load_spec(spec_file)
     reached = {}
     for row in rows:
-        real = recorded(args.out / row[0] / "search")
+        folder, seed, real = runs[row[0]]
         reach = seconds_to_reach(real, target)
         reached[row[0]] = reach is not None and reach <= 0.3 * grid_compute
-        folder, seed = runs[row[0]]
         # the real search's trials are the replay's, point for point (timings aside)
         same = "-" if folder == "grid" else ("yes" if [(t.params, t.state) for t in real] == [
             (t.params, t.state) for t in replay(*loaded[folder], seed, points)] else "no")

@@ -66,11 +66,12 @@ def replay(spec: RunSpec, host: PluginHost, seed: int, points: dict[tuple[Any, .
     from hone.search_study import make_pruner, make_sampler
 
     assert spec.search is not None and spec.search.trials is not None
-    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"seed": seed})})
-    space = spec.search.parsed_space()
+    search = spec.search.model_copy(update={"seed": seed})
+    spec = spec.model_copy(update={"search": search})
+    space = search.parsed_space()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction=spec.search.objectives[0].goal, sampler=make_sampler(spec, host, space),
-                                pruner=make_pruner(spec.search.pruner))
+    study = optuna.create_study(direction=search.objectives[0].goal, sampler=make_sampler(spec, host, space),
+                                pruner=make_pruner(search.pruner))
     trials: list[Replayed] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -94,9 +95,8 @@ def replay(spec: RunSpec, host: PluginHost, seed: int, points: dict[tuple[Any, .
         trials.append(Replayed(params, "complete", point.value, point.seconds_to[-1]))
         return point.value
 
-    assert spec.search is not None
     runs = repeats = 0  # as `hone search`: a repeat does not use up the budget; a searcher that only repeats stops
-    while runs < spec.search.trials and repeats < spec.search.max_repeats:
+    while runs < search.trials and repeats < search.max_repeats:
         study.optimize(objective, n_trials=1)
         repeats = repeats + 1 if trials[-1].state == "duplicate" else 0
         runs += trials[-1].state != "duplicate"
