@@ -1,4 +1,4 @@
-"""Grid vs random vs TPE with a median pruner on an SST-2 subset, same space and trial budget: two tables.
+"""Grid vs random vs TPE with a median pruner on an SST-2 subset, same space and trial budget: three tables.
 
 Each searcher runs `hone search` over the same 24 points of MiniLM-L6 fine-tuning (optimizer, learning rate,
 batch size, warmup), with a budget of 24 trials. Compute is the sum of the trials' wall times (a pruned trial
@@ -9,9 +9,15 @@ the grid's compute).
 Every trial trains with seed 42, so a point always scores the same: after the grid has measured every point,
 the second table replays random and TPE (hone's own samplers and pruners) with many searcher seeds over the
 grid's measurements (`search_replay.py`), and the first table's "replay agrees" checks that a replay with a
-real search's seed proposes the same points and prunes the same trials.
+real search's seed proposes the same points and prunes the same trials. The replay table counts a searcher as
+reaching the grid's best at several distances below it (`--tolerances`), next to a reference: a searcher told
+which half of the points scores higher, training that half in a random order.
+
+The third table trains the grid's best points again with other training seeds (`--noise-seeds`): how far a
+point's score moves with the seed alone, against the 0.2-point tolerance of the target.
 
     .venv/bin/python benchmarks/search.py [--limit 800] [--trials 24] [--epochs 3] [--out DIR] [--search-seeds 42,1,2]
+                                          [--tolerances 0.2,0.5,1,1.5] [--noise-seeds 1,2,3] [--noise-top 4]
     .venv/bin/python benchmarks/search.py --model DIR --limit 16 --epochs 1   # smoke test
 """
 
@@ -29,7 +35,7 @@ from typing import Any
 import yaml
 
 from common import DATA, require_data, table
-from search_replay import measured, recorded, replay, seconds_to_reach
+from search_replay import better_half_in_random_order, measured, recorded, replay, seconds_to_reach
 
 from hone.validation import load_spec
 
@@ -79,6 +85,28 @@ def run_search(folder: Path, spec_dict: dict[str, Any]) -> float:
     return time.perf_counter() - start
 
 
+def seed_noise(out: Path, top: int, seeds: list[int]) -> list[list[Any]]:
+    """The grid's ``top`` best points trained again with other training seeds (one grid search over ``seed`` per
+    point, in ``out/noise``): how far a point's score moves with the seed alone."""
+    grid_dir = out / "grid" / "search"
+    trials = sorted(json.loads((grid_dir / "trials.json").read_text()), key=lambda t: -next(iter(t["values"].values())))
+    rows = []
+    for rank, trial in enumerate(trials[:top], 1):
+        point = yaml.safe_load((grid_dir / "trials" / str(trial["number"]) / "spec.yaml").read_text())
+        point["name"] = f"sst2-noise-top{rank}"
+        point["search"] = {"searcher": "grid", "space": {"seed": seeds}, "objectives": "validation.accuracy",
+                           "keep": "none"}
+        run_search(out / "noise" / f"top{rank}", point)
+        by_seed = {t["params"]["seed"]: next(iter(t["values"].values()))
+                   for t in json.loads((out / "noise" / f"top{rank}" / "search" / "trials.json").read_text())}
+        scores = [next(iter(trial["values"].values()))] + [by_seed[seed] for seed in seeds]
+        label = ", ".join(str(value) if path.endswith(".name") else f"{path.rsplit('.', 1)[-1]} {value}"
+                          for path, value in trial["params"].items())
+        rows.append([rank, label, *(f"{100 * score:.2f}" for score in scores),
+                     f"{100 * statistics.mean(scores):.2f}", f"{100 * statistics.stdev(scores):.2f}"])
+    return rows
+
+
 def finished(out: Path, folder: str) -> list[tuple[int, str]]:
     """(searcher seed, results folder) of the searches of ``folder`` finished in ``out``: ``tpe`` is seed 42, ``tpe-seed1`` 1."""
     names = [folder] + [path.name for path in out.glob(f"{folder}-seed*")]
@@ -104,6 +132,11 @@ def main() -> None:
                         "so `--only grid` runs nothing new; the table shows every search finished in --out")
     parser.add_argument("--replays", type=int, default=100,
                         help="searcher seeds (0 to N-1) replayed over the grid's measurements")
+    parser.add_argument("--tolerances", default="0.2,0.5,1,1.5", help="comma-separated distances below the grid's best, "
+                        "in accuracy points, at which the replay table counts a searcher as reaching it")
+    parser.add_argument("--noise-seeds", default="1,2,3", help="comma-separated training seeds the grid's best points "
+                        "are trained again with, besides the searches' 42 (empty: none)")
+    parser.add_argument("--noise-top", type=int, default=4, help="how many of the grid's best points to train again")
     args = parser.parse_args()
     require_data("sst2/train.tsv", "sst2/dev.tsv")
     model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
@@ -118,6 +151,8 @@ def main() -> None:
         for seed in [42] if label == "grid" else seeds:
             name = folder + ("" if seed == 42 else f"-seed{seed}")
             walls[name] = run_search(args.out / name, {**specs[folder], "search": {**specs[folder]["search"], "seed": seed}})
+    noise_seeds = [int(seed) for seed in args.noise_seeds.split(",") if seed]
+    noise_rows = seed_noise(args.out, args.noise_top, noise_seeds) if noise_seeds else []
     rows, runs = [], {}
     for folder, (label, _) in SEARCHERS.items():  # every search finished in --out, this call's or earlier ones
         for seed, name in finished(args.out, folder):
@@ -157,6 +192,8 @@ def main() -> None:
     tpe = [name for name in reached if name.startswith("tpe")]
     print(f"target: TPE + pruner within 0.2 points of the grid's best in at most 30% of its compute: "
           f"met by {sum(reached[name] for name in tpe)} of {len(tpe)} TPE searches")
+    tolerances = [float(value) for value in args.tolerances.split(",")]
+    budget = 0.3 * grid_compute
     replay_rows = []
     for folder, (label, _) in SEARCHERS.items():
         if folder == "grid":
@@ -164,15 +201,25 @@ def main() -> None:
         outcomes = []
         for seed in range(args.replays):
             trials = replay(*loaded[folder], seed, points)
-            outcomes.append((seconds_to_reach(trials, target), sum(t.seconds for t in trials)))
-        found = sorted(reach for reach, _ in outcomes if reach is not None)
-        replay_rows.append([label, args.replays, f"{100 * len(found) / args.replays:.0f}%",
-                            f"{100 * sum(reach <= 0.3 * grid_compute for reach in found) / args.replays:.0f}%",
+            outcomes.append(([seconds_to_reach(trials, grid_best - tolerance / 100) for tolerance in tolerances],
+                             sum(t.seconds for t in trials)))
+        met = [f"{100 * sum(r[i] is not None and r[i] <= budget for r, _ in outcomes) / args.replays:.0f}%"
+               for i in range(len(tolerances))]
+        found = sorted(r[0] for r, _ in outcomes if r[0] is not None)
+        replay_rows.append([label, f"{100 * len(found) / args.replays:.0f}%", *met,
                             f"{100 * statistics.median(found) / grid_compute:.0f}%" if found else "-",
                             f"{100 * statistics.median(total for _, total in outcomes) / grid_compute:.0f}%"])
-    print(f"\nReplays over the grid's measurements, searcher seeds 0-{args.replays - 1}:")
-    print(table(["searcher", "seeds", "reach grid best - 0.2 pt", "... in <= 30% of grid compute",
-                 "median compute to reach", "median compute vs grid"], replay_rows))
+    replay_rows.append(["reference: told the better half of the points, trains them in a random order", "-",
+                        *(f"{100 * better_half_in_random_order(points, grid_best - tolerance / 100, budget):.0f}%"
+                          for tolerance in tolerances), "-", "-"])
+    print(f"\nReplays over the grid's measurements, searcher seeds 0-{args.replays - 1} (share of seeds):")
+    print(table(["searcher", f"reach grid best - {tolerances[0]:g} pt",
+                 *(f"within {tolerance:g} pt in <= 30% of grid compute" for tolerance in tolerances),
+                 f"median compute to reach (- {tolerances[0]:g} pt)", "median compute vs grid"], replay_rows))
+    if noise_rows:
+        print(f"\nThe grid's {args.noise_top} best points trained with other seeds (dev accuracy, %):")
+        print(table(["rank", "point", "seed 42 (the grid)", *(f"seed {seed}" for seed in noise_seeds), "mean", "sd"],
+                    noise_rows))
 
 
 if __name__ == "__main__":

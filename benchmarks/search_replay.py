@@ -5,16 +5,22 @@ per-epoch values. Once the grid has run every point, any searcher over the same 
 hone's own sampler and pruner (built from the spec, as `hone search` builds them) propose points, and the
 grid's measurements answer them. A pruned trial costs the grid's seconds up to the evaluation that pruned
 it; a repeated point (finished or pruned) costs nothing and does not use up the budget, as in `hone search`.
+
+Run on its own, it replays other searcher and pruner settings over the grid measured by `search.py --out DIR`:
+
+    ../.venv/bin/python search_replay.py DIR --searcher '{"name": "tpe", "multivariate": true}' --pruner hyperband
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import events
+from common import events, table
 
 if TYPE_CHECKING:
     from hone.plugins import PluginHost
@@ -118,3 +124,69 @@ def seconds_to_reach(trials: list[Replayed], target: float) -> float | None:
         if trial.state != "pruned" and trial.value is not None and trial.value >= target:
             return spent
     return None
+
+
+def better_half_in_random_order(points: dict[tuple[Any, ...], Point], target: float, budget: float,
+                                draws: int = 100_000, seed: int = 0) -> float:
+    """How often a searcher told in advance which half of the points scores higher, and nothing else, reaches
+    ``target`` within ``budget`` seconds: it trains those points fully, in a random order (a reference for any
+    searcher that cannot tell the better half's points apart)."""
+    import random
+
+    ranked = sorted(points.values(), key=lambda point: point.value, reverse=True)
+    better = ranked[: len(ranked) // 2]
+    rng, met = random.Random(seed), 0
+    for _ in range(draws):
+        spent = 0.0
+        for point in rng.sample(better, len(better)):
+            spent += point.seconds_to[-1]
+            if point.value >= target:
+                met += spent <= budget
+                break
+    return met / draws
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="a `search.py --out` folder whose grid has finished")
+    parser.add_argument("--searcher", action="append", default=[], metavar="JSON",
+                        help="a search.searcher section, e.g. random or '{\"name\": \"tpe\", \"startup_trials\": 2}' "
+                        "(repeatable; default: the benchmark's tpe)")
+    parser.add_argument("--pruner", action="append", default=[], metavar="JSON",
+                        help="a search.pruner section, e.g. none, median or hyperband "
+                        "(repeatable; default: the benchmark's)")
+    parser.add_argument("--replays", type=int, default=100, help="searcher seeds 0 to N-1")
+    parser.add_argument("--tolerance", type=float, default=0.2,
+                        help="points below the grid's best that count as reaching it")
+    args = parser.parse_args()
+    import yaml
+
+    from hone.validation import load_spec
+
+    grid = json.loads((args.out / "grid" / "search" / "search.json").read_text())
+    target, budget = grid["best"]["value"] - args.tolerance / 100, 0.3 * grid["compute_s"]
+    points = measured(args.out / "grid" / "search")
+    base = yaml.safe_load((args.out / "replay" / "tpe.yaml").read_text())  # written by search.py: the benchmark's spec
+    searchers = [yaml.safe_load(text) for text in args.searcher] or [base["search"]["searcher"]]
+    pruners = [yaml.safe_load(text) for text in args.pruner] or [base["search"]["pruner"]]
+    rows = []
+    for searcher in searchers:
+        for pruner in pruners:
+            spec_file = args.out / "replay" / "variant.yaml"
+            variant = {**base["search"], "searcher": searcher, "pruner": pruner}
+            spec_file.write_text(yaml.safe_dump({**base, "search": variant}, sort_keys=False))
+            spec, host = load_spec(spec_file)
+            outcomes = [replay(spec, host, seed, points) for seed in range(args.replays)]
+            reached = [seconds_to_reach(trials, target) for trials in outcomes]
+            compute = statistics.median(sum(t.seconds for t in trials) for trials in outcomes)
+            rows.append([json.dumps(searcher), json.dumps(pruner),
+                         f"{100 * sum(r is not None for r in reached) / args.replays:.0f}%",
+                         f"{100 * sum(r is not None and r <= budget for r in reached) / args.replays:.0f}%",
+                         f"{100 * compute / grid['compute_s']:.0f}%"])
+    print(f"Replays over {args.out / 'grid'}, searcher seeds 0-{args.replays - 1}, "
+          f"within {args.tolerance:g} pt of the grid's best:")
+    print(table(["searcher", "pruner", "reach", "in <= 30% of grid compute", "median compute vs grid"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -77,6 +77,17 @@ def test_a_repeated_point_does_not_use_up_the_trial_budget(spec_file: Any, tmp_p
     assert [(r["stages[0].batch_size"], r["note"]) for r in rows] == [("16", ""), ("16", "duplicate of 0"), ("8", "")]
 
 
+def test_a_search_over_the_seed_trains_each_trial_with_its_seed(spec_file: Any, tmp_path: Path) -> None:
+    out = tmp_path / "search"  # how the README measures a score's seed noise: one point, several training seeds
+    summary = search_command(spec_file({"searcher": "grid", "objectives": "test.accuracy", "space": {"seed": [1, 2]}}),
+                             out, quiet=True)
+    assert summary is not None and summary["counted"] == 2
+    for row in _rows(out):
+        trial_spec = yaml.safe_load((Path(row["run_dir"]) / "spec.yaml").read_text())
+        assert trial_spec["seed"] == int(row["seed"]) and trial_spec["search"] is None
+    assert yaml.safe_load((out / "best.yaml").read_text())["seed"] == summary["best"]["params"]["seed"]
+
+
 @pytest.mark.slow
 def test_median_pruner_stops_bad_trials_after_their_first_evaluation(spec_file: Any, tmp_path: Path) -> None:
     spec = spec_file({"searcher": "grid", "objectives": "validation.loss", "pruner": {"name": "median", "startup_trials": 1},
