@@ -151,8 +151,6 @@ def main() -> None:
         for seed in [42] if label == "grid" else seeds:
             name = folder + ("" if seed == 42 else f"-seed{seed}")
             walls[name] = run_search(args.out / name, {**specs[folder], "search": {**specs[folder]["search"], "seed": seed}})
-    noise_seeds = [int(seed) for seed in args.noise_seeds.split(",") if seed]
-    noise_rows = seed_noise(args.out, args.noise_top, noise_seeds) if noise_seeds else []
     rows, runs = [], {}
     for folder, (label, _) in SEARCHERS.items():  # every search finished in --out, this call's or earlier ones
         for seed, name in finished(args.out, folder):
@@ -168,6 +166,8 @@ def main() -> None:
     grid_best, grid_compute = rows[0][5], rows[0][6]
     target = grid_best - 0.002
     points = measured(args.out / "grid" / "search")
+    noise_seeds = [int(seed) for seed in args.noise_seeds.split(",") if seed]  # after measured(): a complete grid
+    noise_rows = seed_noise(args.out, args.noise_top, noise_seeds) if noise_seeds else []
     loaded = {}
     for folder in SEARCHERS:
         if folder != "grid":
