@@ -35,7 +35,8 @@ from typing import Any
 import yaml
 
 from common import DATA, require_data, table
-from search_replay import better_half_in_random_order, measured, recorded, replay, seconds_to_reach
+from search_replay import (better_half_in_random_order, first_value, measured, percent, recorded, replay, replay_rates,
+                           seconds_to_reach)
 
 from hone.validation import load_spec
 
@@ -89,7 +90,7 @@ def seed_noise(out: Path, top: int, seeds: list[int]) -> list[list[Any]]:
     """The grid's ``top`` best points trained again with other training seeds (one grid search over ``seed`` per
     point, in ``out/noise``): how far a point's score moves with the seed alone."""
     grid_dir = out / "grid" / "search"
-    trials = sorted(json.loads((grid_dir / "trials.json").read_text()), key=lambda t: -next(iter(t["values"].values())))
+    trials = sorted(json.loads((grid_dir / "trials.json").read_text()), key=lambda t: -first_value(t))
     rows = []
     for rank, trial in enumerate(trials[:top], 1):
         point = yaml.safe_load((grid_dir / "trials" / str(trial["number"]) / "spec.yaml").read_text())
@@ -97,9 +98,9 @@ def seed_noise(out: Path, top: int, seeds: list[int]) -> list[list[Any]]:
         point["search"] = {"searcher": "grid", "space": {"seed": seeds}, "objectives": "validation.accuracy",
                            "keep": "none"}
         run_search(out / "noise" / f"top{rank}", point)
-        by_seed = {t["params"]["seed"]: next(iter(t["values"].values()))
+        by_seed = {t["params"]["seed"]: first_value(t)
                    for t in json.loads((out / "noise" / f"top{rank}" / "search" / "trials.json").read_text())}
-        scores = [next(iter(trial["values"].values()))] + [by_seed[seed] for seed in seeds]
+        scores = [first_value(trial)] + [by_seed[seed] for seed in seeds]
         label = ", ".join(str(value) if path.endswith(".name") else f"{path.rsplit('.', 1)[-1]} {value}"
                           for path, value in trial["params"].items())
         rows.append([rank, label, *(f"{100 * score:.2f}" for score in scores),
@@ -164,7 +165,7 @@ def main() -> None:
                          summary.get("best", {}).get("value", float("nan")), summary["compute_s"],
                          f"{wall:.0f}" if wall else "earlier run"])
     grid_best, grid_compute = rows[0][5], rows[0][6]
-    target = grid_best - 0.002
+    target, budget = grid_best - 0.002, 0.3 * grid_compute
     points = measured(args.out / "grid" / "search")
     noise_seeds = [int(seed) for seed in args.noise_seeds.split(",") if seed]  # after measured(): a complete grid
     noise_rows = seed_noise(args.out, args.noise_top, noise_seeds) if noise_seeds else []
@@ -179,7 +180,7 @@ def main() -> None:
     for row in rows:
         folder, seed, real = runs[row[0]]
         reach = seconds_to_reach(real, target)
-        reached[row[0]] = reach is not None and reach <= 0.3 * grid_compute
+        reached[row[0]] = reach is not None and reach <= budget
         # the real search's trials are the replay's, point for point (timings aside)
         same = "-" if folder == "grid" else ("yes" if [(t.params, t.state) for t in real] == [
             (t.params, t.state) for t in replay(*loaded[folder], seed, points)] else "no")
@@ -193,24 +194,17 @@ def main() -> None:
     print(f"target: TPE + pruner within 0.2 points of the grid's best in at most 30% of its compute: "
           f"met by {sum(reached[name] for name in tpe)} of {len(tpe)} TPE searches")
     tolerances = [float(value) for value in args.tolerances.split(",")]
-    budget = 0.3 * grid_compute
     replay_rows = []
     for folder, (label, _) in SEARCHERS.items():
         if folder == "grid":
             continue
-        outcomes = []
-        for seed in range(args.replays):
-            trials = replay(*loaded[folder], seed, points)
-            outcomes.append(([seconds_to_reach(trials, grid_best - tolerance / 100) for tolerance in tolerances],
-                             sum(t.seconds for t in trials)))
-        met = [f"{100 * sum(r[i] is not None and r[i] <= budget for r, _ in outcomes) / args.replays:.0f}%"
-               for i in range(len(tolerances))]
-        found = sorted(r[0] for r, _ in outcomes if r[0] is not None)
-        replay_rows.append([label, f"{100 * len(found) / args.replays:.0f}%", *met,
-                            f"{100 * statistics.median(found) / grid_compute:.0f}%" if found else "-",
-                            f"{100 * statistics.median(total for _, total in outcomes) / grid_compute:.0f}%"])
+        rates = replay_rates(*loaded[folder], points, [grid_best - tolerance / 100 for tolerance in tolerances], budget,
+                             args.replays)
+        replay_rows.append([label, percent(rates.reach), *map(percent, rates.met),
+                            "-" if rates.to_reach is None else percent(rates.to_reach / grid_compute),
+                            percent(rates.compute / grid_compute)])
     replay_rows.append(["reference: told the better half of the points, trains them in a random order", "-",
-                        *(f"{100 * better_half_in_random_order(points, grid_best - tolerance / 100, budget):.0f}%"
+                        *(percent(better_half_in_random_order(points, grid_best - tolerance / 100, budget))
                           for tolerance in tolerances), "-", "-"])
     print(f"\nReplays over the grid's measurements, searcher seeds 0-{args.replays - 1} (share of seeds):")
     print(table(["searcher", f"reach grid best - {tolerances[0]:g} pt",

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from hone.spec import RunSpec
 
 
+def first_value(trial: dict[str, Any]) -> float | None:
+    """A ``trials.json`` entry's (first) objective value; None for a trial without one (pruned, failed)."""
+    return next(iter((trial.get("values") or {}).values()), None)
+
+
 @dataclass(frozen=True)
 class Point:
     """One measured grid point: its final value, its per-epoch values and the seconds spent up to each of them."""
@@ -42,7 +47,9 @@ class Point:
         overhead = trial["duration_s"] - (end - start)  # before the run's first event: imports, model loading
         evaluations = [e["time"] - start + overhead for e in timeline if e["event"] == "evaluation_done" and "epoch" in e]
         intermediate = [trial["intermediate"][str(step)] for step in range(len(trial["intermediate"]))]
-        return cls(next(iter(trial["values"].values())), intermediate, evaluations[:-1] + [trial["duration_s"]])
+        value = first_value(trial)
+        assert value is not None, f"trial {trial['number']} has no value"
+        return cls(value, intermediate, evaluations[:-1] + [trial["duration_s"]])
 
 
 def measured(search_dir: Path) -> dict[tuple[Any, ...], Point]:
@@ -113,7 +120,7 @@ def recorded(search_dir: Path) -> list[Replayed]:
     """The trials a real ``hone search`` ran, in order, in the replay's terms."""
     trials = sorted(json.loads((search_dir / "trials.json").read_text()), key=lambda t: t["number"])
     return [Replayed(tuple(t["params"].values()), "duplicate" if "duplicate of" in t["note"] else t["state"],
-                     next(iter((t.get("values") or {}).values()), None), t.get("duration_s") or 0.0) for t in trials]
+                     first_value(t), t.get("duration_s") or 0.0) for t in trials]
 
 
 def seconds_to_reach(trials: list[Replayed], target: float) -> float | None:
@@ -124,6 +131,32 @@ def seconds_to_reach(trials: list[Replayed], target: float) -> float | None:
         if trial.state != "pruned" and trial.value is not None and trial.value >= target:
             return spent
     return None
+
+
+@dataclass(frozen=True)
+class Rates:
+    """A searcher's outcomes over many replayed searcher seeds."""
+
+    reach: float  # share of seeds that reach the first target at all
+    met: list[float]  # share of seeds that reach each target within the budget
+    to_reach: float | None  # median seconds to reach the first target, over the seeds that do; None: none does
+    compute: float  # median seconds spent in all
+
+
+def replay_rates(spec: RunSpec, host: PluginHost, points: dict[tuple[Any, ...], Point], targets: list[float],
+                 budget: float, seeds: int) -> Rates:
+    """Replays with searcher seeds 0 to ``seeds`` - 1, summed up against ``targets`` and the ``budget`` in seconds."""
+    outcomes = [replay(spec, host, seed, points) for seed in range(seeds)]
+    reached = [[seconds_to_reach(trials, target) for target in targets] for trials in outcomes]
+    found = [seconds[0] for seconds in reached if seconds[0] is not None]
+    met = [sum(seconds[i] is not None and seconds[i] <= budget for seconds in reached) / seeds
+           for i in range(len(targets))]
+    return Rates(len(found) / seeds, met, statistics.median(found) if found else None,
+                 statistics.median(sum(t.seconds for t in trials) for trials in outcomes))
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.0f}%"
 
 
 def better_half_in_random_order(points: dict[tuple[Any, ...], Point], target: float, budget: float,
@@ -176,13 +209,9 @@ def main() -> None:
             variant = {**base["search"], "searcher": searcher, "pruner": pruner}
             spec_file.write_text(yaml.safe_dump({**base, "search": variant}, sort_keys=False))
             spec, host = load_spec(spec_file)
-            outcomes = [replay(spec, host, seed, points) for seed in range(args.replays)]
-            reached = [seconds_to_reach(trials, target) for trials in outcomes]
-            compute = statistics.median(sum(t.seconds for t in trials) for trials in outcomes)
-            rows.append([json.dumps(searcher), json.dumps(pruner),
-                         f"{100 * sum(r is not None for r in reached) / args.replays:.0f}%",
-                         f"{100 * sum(r is not None and r <= budget for r in reached) / args.replays:.0f}%",
-                         f"{100 * compute / grid['compute_s']:.0f}%"])
+            rates = replay_rates(spec, host, points, [target], budget, args.replays)
+            rows.append([json.dumps(searcher), json.dumps(pruner), percent(rates.reach), percent(rates.met[0]),
+                         percent(rates.compute / grid["compute_s"])])
     print(f"Replays over {args.out / 'grid'}, searcher seeds 0-{args.replays - 1}, "
           f"within {args.tolerance:g} pt of the grid's best:")
     print(table(["searcher", "pruner", "reach", "in <= 30% of grid compute", "median compute vs grid"], rows))
