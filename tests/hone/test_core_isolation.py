@@ -31,7 +31,7 @@ def plugin_imports(source: str, filename: str = "<source>") -> list[str]:
 
 
 def test_core_has_python_files() -> None:
-    assert (CORE / "registry.py") in core_files()
+    assert (CORE / "hone" / "registry.py") in core_files()
 
 
 @pytest.mark.parametrize("path", core_files(), ids=lambda path: path.name)
