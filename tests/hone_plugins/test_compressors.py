@@ -192,7 +192,7 @@ def test_dynamic_int8_scales_each_output_row_unless_asked_per_tensor(host: Plugi
     per_tensor, report = compress(host, "dynamic-int8", copy.deepcopy(base), per_channel=False)
     assert scheme(per_tensor) == torch.per_tensor_affine and report["recipe"]["per_channel"] is False
     # a model saved before the option existed was quantized per tensor, and is rebuilt so
-    from hone_plugins.quantization import DynamicInt8
+    from hone_plugins.compressors.quantization import DynamicInt8
 
     old = DynamicInt8(["*"], []).restore(copy.deepcopy(base), {"layers": report["recipe"]["layers"], "cpu_only": True})
     assert scheme(old) == torch.per_tensor_affine

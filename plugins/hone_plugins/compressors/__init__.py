@@ -1,7 +1,7 @@
 """Built-in compressors: magnitude and structured pruning, dynamic and weight-only int8, half precision.
 
 Only params models and factories live here (``hone plugins`` imports this module); the
-implementations, which import torch, are in :mod:`hone_plugins.pruning` and :mod:`hone_plugins.quantization`.
+implementations, which import torch, are in :mod:`hone_plugins.compressors.pruning` and :mod:`hone_plugins.compressors.quantization`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hone.hookspecs import hookimpl
 from hone.registry import Register
 
 if TYPE_CHECKING:
-    from hone_plugins.pruning import MagnitudePruning, StructuredPruning
-    from hone_plugins.quantization import DynamicInt8, Half, WeightInt8
+    from hone_plugins.compressors.pruning import MagnitudePruning, StructuredPruning
+    from hone_plugins.compressors.quantization import DynamicInt8, Half, WeightInt8
 
 HEADS = ["*classifier*", "*lm_head*", "*qa_outputs*", "*score*"]
 
@@ -63,14 +63,14 @@ class HalfParams(BaseModel):
 
 def magnitude(params: MagnitudeParams) -> MagnitudePruning:
     """Unstructured L1 pruning of Linear weights to a target sparsity (one-shot, or gradual in a train stage)."""
-    from hone_plugins.pruning import MagnitudePruning
+    from hone_plugins.compressors.pruning import MagnitudePruning
 
     return MagnitudePruning(params.sparsity, params.scope, params.include, params.exclude)
 
 
 def structured(params: StructuredParams) -> StructuredPruning:
     """Remove the least important attention heads and FFN neurons: smaller, faster BERT-style encoders."""
-    from hone_plugins.pruning import StructuredPruning
+    from hone_plugins.compressors.pruning import StructuredPruning
 
     return StructuredPruning(params.heads_fraction, params.ffn_fraction, params.importance, params.scope,
                              params.calibration_batches, params.batch_size)
@@ -78,21 +78,21 @@ def structured(params: StructuredParams) -> StructuredPruning:
 
 def dynamic_int8(params: DynamicInt8Params) -> DynamicInt8:
     """int8 Linear layers with activations quantized per batch (torch.ao dynamic quantization; CPU)."""
-    from hone_plugins.quantization import DynamicInt8
+    from hone_plugins.compressors.quantization import DynamicInt8
 
     return DynamicInt8(params.include, params.exclude, params.per_channel)
 
 
 def weight_int8(params: LayerSelection) -> WeightInt8:
     """Weight-only int8 Linear layers (per-row scales): 4x smaller weights, float compute."""
-    from hone_plugins.quantization import WeightInt8
+    from hone_plugins.compressors.quantization import WeightInt8
 
     return WeightInt8(params.include, params.exclude)
 
 
 def half(params: HalfParams) -> Half:
     """Cast the model to bf16 or fp16."""
-    from hone_plugins.quantization import Half
+    from hone_plugins.compressors.quantization import Half
 
     return Half(params.dtype)
 
