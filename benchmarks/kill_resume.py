@@ -159,7 +159,7 @@ def unreadable(run_dir: Path, cut_last_line_ok: bool) -> list[str]:
         except Exception as error:  # noqa: BLE001  (any failure to parse is what this looks for)
             problems.append(f"{relative}: {type(error).__name__}: {error}")
     if (run_dir / "checkpoints").is_dir():
-        from hone.checkpoint import Checkpoints
+        from hone.run.checkpoint import Checkpoints
 
         try:
             Checkpoints(run_dir / "checkpoints").latest_good()
@@ -176,7 +176,7 @@ def comparable(metrics: Any) -> Any:
 
 
 def losses(run_dir: Path) -> dict[tuple[str, int], float]:
-    from hone.events import read_events
+    from hone.run.events import read_events
 
     return {(e["stage"], e["step"]): e["metrics"]["loss"] for e in read_events(run_dir / "events.jsonl")
             if e["event"] == "step_end" and "loss" in e["metrics"]}

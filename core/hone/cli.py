@@ -87,7 +87,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from hone.validation import load_spec
+    from hone.spec.loading import load_spec
 
     spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
     if spec.search is not None:  # its space, objectives and searcher too, as `hone search` checks them
@@ -100,19 +100,19 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     from hone.plugins import load_plugins
-    from hone.schema import spec_schema
+    from hone.spec.schema import spec_schema
 
     print(json.dumps(spec_schema(load_plugins(args.plugins_dir, warn=False).registries), indent=2))
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hone.validation import load_spec
+    from hone.spec.loading import load_spec
 
     spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
-    from hone.runner import run  # imports torch
+    from hone.run.runner import run  # imports torch
 
-    from hone.progress import PlainLog
+    from hone.run.progress import PlainLog
 
     first_rank = os.environ.get("RANK", "0") == "0"  # a data-parallel launch: only rank 0 logs and reports
     plain = first_rank and not args.quiet and not sys.stderr.isatty()

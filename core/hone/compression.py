@@ -12,10 +12,10 @@ from typing import Any
 import torch
 
 from hone.components import CompressionContext, StepHook
-from hone.compressed import STEPS_ATTRIBUTE, compression_steps
-from hone.devices import autocast, model_inputs, to_device
+from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
+from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import ComponentError, HoneError
-from hone.evaluation import evaluate, scalars
+from hone.run.evaluation import evaluate, scalars
 from hone.training import metric_objects
 
 
@@ -36,7 +36,7 @@ def _nonzero(tensor: torch.Tensor) -> int:
 
 def size_on_disk(model: torch.nn.Module) -> int:
     """Bytes of the model's weights file (safetensors, as hone saves it)."""
-    from hone.checkpoint import state_dict_for_saving
+    from hone.run.checkpoint import state_dict_for_saving
 
     return _size(state_dict_for_saving(model))
 
@@ -49,7 +49,7 @@ def _size(tensors: dict[str, torch.Tensor]) -> int:
 
 def model_report(model: torch.nn.Module, layers: bool = True) -> dict[str, Any]:
     """Parameters (quantized ones included), non-zero parameters, sparsity, size on disk, sparsity per layer."""
-    from hone.checkpoint import state_dict_for_saving
+    from hone.run.checkpoint import state_dict_for_saving
 
     tensors = state_dict_for_saving(model)
     weights = [t for name, t in tensors.items() if "@" not in name and (t.is_floating_point() or t.dtype in (torch.int8, torch.uint8))]

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from hone.compressed import is_compressed_model, load_compressed_model, needs_recipe, save_model_weights
-from hone.devices import autocast, model_inputs
+from hone.run.compressed import is_compressed_model, load_compressed_model, needs_recipe, save_model_weights
+from hone.run.devices import autocast, model_inputs
 from hone.errors import HoneError
-from hone.spec import DistillStage
+from hone.spec.models import DistillStage
 from hone.training import LossFn, _build, train_stage
 
 STUDENT, TEACHER = "student", "teacher"
@@ -81,7 +81,7 @@ def check_vocabulary(ctx: Any, tokenizer: Any, what: str) -> None:
 
 def model_folder(source: str) -> str:
     """A run directory's final model, a model folder, or a Hub / ``pkg:`` name."""
-    from hone.runner import HONE_JSON, MODEL_DIR, resolve_source
+    from hone.run.runner import HONE_JSON, MODEL_DIR, resolve_source
 
     path = Path(resolve_source(source))
     return str(path / MODEL_DIR) if (path / MODEL_DIR / HONE_JSON).exists() else str(path)
@@ -98,7 +98,7 @@ def load_folder(ctx: Any, source: str) -> tuple[torch.nn.Module, Any]:
 
 def load_teacher(ctx: Any, source: str) -> torch.nn.Module:
     """A teacher with its own, saved head, checked against the run's labels and vocabulary."""
-    from hone.runner import LOAD_ERRORS, first_line
+    from hone.run.runner import LOAD_ERRORS, first_line
 
     try:
         model, tokenizer = load_folder(ctx, model_folder(source))
@@ -125,7 +125,7 @@ def build_student(ctx: Any, stage: DistillStage, teacher: torch.nn.Module, curre
         return keep_layers(teacher, spec.layers)
     base = teacher
     if spec.source is not None:
-        from hone.runner import LOAD_ERRORS, first_line, resolve_source
+        from hone.run.runner import LOAD_ERRORS, first_line, resolve_source
 
         try:
             base, tokenizer = ctx.task.load(resolve_source(spec.source), ctx.labels, revision=spec.revision)
@@ -195,7 +195,7 @@ def parameters(model: torch.nn.Module) -> int:
 
 def distill_stage(ctx: Any, index: int, stage: DistillStage, resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a student on the teachers' outputs with the train loop; the student becomes the model."""
-    from hone.runner import unwrap
+    from hone.run.runner import unwrap
 
     name = ctx.stage_names[index]
     if ctx.world_size > 1:

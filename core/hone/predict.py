@@ -11,16 +11,16 @@ from typing import Any, TextIO
 
 from hone.errors import DataError, HoneError
 from hone.plugins import PluginHost, load_plugins
-from hone.runner import HONE_JSON, LOAD_ERRORS, MODEL_DIR, first_line, resolve_source  # noqa: E402  (imports torch)
+from hone.run.runner import HONE_JSON, LOAD_ERRORS, MODEL_DIR, first_line, resolve_source  # noqa: E402  (imports torch)
 
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
     from transformers import AutoTokenizer
 
-    from hone.compressed import compression_steps, cpu_only, is_compressed_model, load_compressed_model
-    from hone.devices import pick_device
-    from hone.runner import quiet_transformers
+    from hone.run.compressed import compression_steps, cpu_only, is_compressed_model, load_compressed_model
+    from hone.run.devices import pick_device
+    from hone.run.runner import quiet_transformers
 
     quiet_transformers()
     path = Path(source)

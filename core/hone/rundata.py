@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from hone.errors import HoneError
-from hone.events import read_events
+from hone.run.events import read_events
 
 SPLITS = ("train", "validation", "test")
 REPORT_KEYS = ("entity_report", "classification_report")

@@ -20,8 +20,8 @@ from hone.plugins import PluginHost
 from hone.search_check import base_data, raise_search_issues, search_issues
 from hone.search_results import write_results
 from hone.search_study import Search, make_sampler, open_study, recover, work
-from hone.spec import RunSpec
-from hone.validation import load_spec, read_spec_file
+from hone.spec.models import RunSpec
+from hone.spec.loading import load_spec, read_spec_file
 
 SEARCH_SPEC, LOCK, STUDY_DB = "search.yaml", ".lock", "study.db"
 PARENT_ENV = "HONE_SEARCH_PARENT"  # in worker processes: the parent's pid (they exit when it dies)

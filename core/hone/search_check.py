@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from hone.objectives import ObjectiveError, split_metric
 from hone.registry import Registries
 from hone.space import Components, SearchSpace, SpecPath, apply, format_path, parse_path
-from hone.spec import ComponentRef, RunSpec
-from hone.validation import SpecError, SpecIssue, _locate, validate_spec
+from hone.spec.models import ComponentRef, RunSpec
+from hone.spec.loading import SpecError, SpecIssue, _locate, validate_spec
 
 
 def base_data(spec: RunSpec) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from hone.errors import HoneError, Interrupted
 from hone.objectives import ObjectiveError, leaf, objective_value
 from hone.plugins import PluginHost
 from hone.space import SearchSpace, apply
-from hone.spec import PrunerSpec, RunSpec
-from hone.validation import validate_spec
+from hone.spec.models import PrunerSpec, RunSpec
+from hone.spec.loading import validate_spec
 
 # user attributes hone keeps on each trial
 OWNER, RETRY_OF, INTERRUPTED, SURPLUS = "owner", "retry_of", "interrupted", "surplus"
@@ -271,7 +271,7 @@ class Objective:
         return values[0] if len(values) == 1 else values
 
     def _run(self, trial: Any, data: dict[str, Any], run_dir: Path) -> list[float]:
-        from hone.runner import run
+        from hone.run.runner import run
 
         assert self.search.spec.search is not None
         objectives = self.search.spec.search.objectives

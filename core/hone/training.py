@@ -10,12 +10,12 @@ from typing import Any
 
 import torch
 
-from hone.batching import train_batches
-from hone.checkpoint import rng_state, set_rng_state
-from hone.devices import autocast, model_inputs, to_device
+from hone.run.batching import train_batches
+from hone.run.checkpoint import rng_state, set_rng_state
+from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import ComponentError, HoneError, Interrupted
-from hone.evaluation import evaluate, scalars
-from hone.spec import TrainStage
+from hone.run.evaluation import evaluate, scalars
+from hone.spec.models import TrainStage
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -68,7 +68,7 @@ def _build(ctx: Any, kind: str, ref: Any, *args: Any) -> Any:
 
 
 def metric_objects(ctx: Any, refs: Any) -> list[tuple[str, Any]]:
-    from hone.spec import MetricRef
+    from hone.spec.models import MetricRef
 
     refs = refs if refs is not None else [MetricRef(name=n) for n in ctx.task.default_metrics]
     return [(ref.name, _build(ctx, "metric", ref)) for ref in refs]
@@ -171,7 +171,7 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
         set_rng_state(resume["rng"])
 
     def checkpoint(tag: str, epoch_: int, batch_: int) -> None:
-        from hone.runner import plain, scalars_tree  # the runner imports this module
+        from hone.run.runner import plain, scalars_tree  # the runner imports this module
 
         if ctx.checkpoints is None or rank != 0:
             return

@@ -33,7 +33,7 @@ def reduced_model(source: str, layers: int, folder: Path) -> str:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from hone.runner import resolve_source
+    from hone.run.runner import resolve_source
 
     path = resolve_source(source)
     model = AutoModel.from_pretrained(path)
@@ -77,7 +77,7 @@ def latency_ms(run_dir: Path, records: list[dict[str, str]], host: Any, device: 
 def evaluate_candidate(candidate: dict[str, Any], spec: Any, host: Any, out: Path, config: dict[str, Any],
                        report: bool) -> dict[str, Any]:
     """Fine-tune and evaluate one candidate (a finished run directory is reused); return its measures."""
-    from hone.runner import run
+    from hone.run.runner import run
 
     name = candidate["name"]
     source = candidate["model"]
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="skip each candidate's report.html")
     args = parser.parse_args(argv)
 
-    from hone.validation import load_spec
+    from hone.spec.loading import load_spec
 
     config = load_config(args.selection)
     spec, host = load_spec(args.selection.parent / config["spec"])

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import torch
 
-import hone.runner
+import hone.run.runner
 from hone.compression import BudgetError
 from hone.errors import HoneError, Interrupted
-from hone.events import read_events
+from hone.run.events import read_events
 from hone.plugins import load_plugins
-from hone.runner import run
-from hone.validation import SpecError, load_spec, validate_spec
+from hone.run.runner import run
+from hone.spec.loading import SpecError, load_spec, validate_spec
 
 from .conftest import ner_spec, write_spec
 
@@ -37,13 +37,13 @@ def run_capturing(tmp_path: Path, spec: dict[str, Any], monkeypatch: pytest.Monk
                   **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """Run ``spec``; also return the in-memory model the run saved (to compare with what reloads)."""
     captured: dict[str, Any] = {}
-    save = hone.runner.save_model
+    save = hone.run.runner.save_model
 
     def save_and_capture(run_dir: Path, model: Any, *args: Any) -> Path:
         captured["model"] = model
         return save(run_dir, model, *args)
 
-    monkeypatch.setattr(hone.runner, "save_model", save_and_capture)
+    monkeypatch.setattr(hone.run.runner, "save_model", save_and_capture)
     parsed, host = load_spec(write_spec(tmp_path, spec))
     return run(parsed, host, out=tmp_path / out, **kwargs), captured
 

@@ -12,9 +12,9 @@ import torch
 
 from hone.distillation import keep_layers
 from hone.errors import HoneError, Interrupted
-from hone.events import read_events
-from hone.runner import run
-from hone.validation import load_spec
+from hone.run.events import read_events
+from hone.run.runner import run
+from hone.spec.loading import load_spec
 
 from .conftest import ner_spec, write_spec
 
@@ -157,7 +157,7 @@ def test_a_teacher_trained_on_other_labels_is_refused(tmp_path: Path, tiny_bert:
 
 
 def test_a_distill_stage_is_validated_with_the_spec(tmp_path: Path, tiny_bert: Path) -> None:
-    from hone.validation import SpecError
+    from hone.spec.loading import SpecError
 
     stage = {**DISTILL, "student": {"layers": [0], "source": "x"}, "distiller": {"name": "logit", "alpha": 2}}
     with pytest.raises(SpecError) as error:
@@ -208,7 +208,7 @@ def test_a_pruned_model_recovers_by_learning_from_its_unpruned_original(tmp_path
 
 
 def test_a_distill_stage_needs_a_student_or_a_teacher(tmp_path: Path, tiny_bert: Path) -> None:
-    from hone.validation import SpecError
+    from hone.spec.loading import SpecError
 
     stage = {k: v for k, v in DISTILL.items() if k != "student"}
     with pytest.raises(SpecError, match="`student` to train, or a `teacher`"):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hone.events import read_events
-from hone.runner import run
-from hone.validation import load_spec
+from hone.run.events import read_events
+from hone.run.runner import run
+from hone.spec.loading import load_spec
 
 from .conftest import ner_spec, write_spec
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hone.cli import main
-from hone.events import read_events
+from hone.run.events import read_events
 
 from .conftest import REPO, ner_spec, write_spec
 

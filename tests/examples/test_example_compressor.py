@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import torch
 
-import hone.runner
+import hone.run.runner
 from hone.components import CompressionContext
 from hone.errors import HoneError
 from hone.plugins import load_plugins
-from hone.runner import run
-from hone.validation import load_spec
+from hone.run.runner import run
+from hone.spec.loading import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "examples" / "hone-example-plugin" / "src"
@@ -90,8 +90,8 @@ def test_it_needs_training_data_and_refuses_tied_embeddings(prune_unseen: Any, b
 def test_restore_rebuilds_the_structure_for_the_saved_weights(prune_unseen: Any, bert: tuple[Any, Any]) -> None:
     from safetensors.torch import load, save
 
-    from hone.checkpoint import state_dict_for_saving
-    from hone.compressed import load_weights
+    from hone.run.checkpoint import state_dict_for_saving
+    from hone.run.compressed import load_weights
 
     base, tokenizer = bert
     compressor = prune_unseen()
@@ -126,8 +126,8 @@ def test_selected_by_name_in_a_run_and_served_by_hone_predict(
         ],
     }
     captured: dict[str, Any] = {}
-    save = hone.runner.save_model
-    monkeypatch.setattr(hone.runner, "save_model", lambda run_dir, model, *a: captured.setdefault("m", model) and save(run_dir, model, *a))
+    save = hone.run.runner.save_model
+    monkeypatch.setattr(hone.run.runner, "save_model", lambda run_dir, model, *a: captured.setdefault("m", model) and save(run_dir, model, *a))
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     parsed, host = load_spec(tmp_path / "spec.json")
     run_dir = run(parsed, host, out=tmp_path / "run")

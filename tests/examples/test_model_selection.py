@@ -22,7 +22,7 @@ def load_script() -> ModuleType:
 
 
 def test_the_shipped_selection_and_spec_are_valid() -> None:
-    from hone.validation import load_spec
+    from hone.spec.loading import load_spec
 
     config = load_script().load_config(EXAMPLE / "selection.yaml")
     spec, _ = load_spec(EXAMPLE / config["spec"])

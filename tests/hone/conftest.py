@@ -38,8 +38,8 @@ def tiny_spec(model: Path, name: str, lr: float, epochs: int) -> dict[str, Any]:
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> TinyRuns:
     """run-a through the CLI (progress in plain mode, report at the end), run-b and run-c through ``run()``."""
     from hone.cli import main
-    from hone.runner import run
-    from hone.validation import load_spec
+    from hone.run.runner import run
+    from hone.spec.loading import load_spec
 
     base = tmp_path_factory.mktemp("tiny-runs")
     settings = [("run-a", 5e-3, 2), ("run-b", 1e-2, 1), ("run-c", 1e-4, 1)]  # 32 sentences: 2 steps an epoch

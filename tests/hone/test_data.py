@@ -1,4 +1,4 @@
-"""hone.data: deterministic splits and unknown-label checks."""
+"""hone.run.data: deterministic splits and unknown-label checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hone.data import check_labels, split_examples
+from hone.run.data import check_labels, split_examples
 from hone.errors import DataError
 
 EXAMPLES = [{"text": f"t{i}", "label": str(i % 3)} for i in range(100)]
@@ -62,5 +62,5 @@ def test_check_labels_names_file_and_label() -> None:
 
 
 def test_core_data_imports_no_plugins_or_torch() -> None:
-    code = "import sys, hone.data; assert not {'torch', 'hone_plugins'} & set(sys.modules)"
+    code = "import sys, hone.run.data; assert not {'torch', 'hone_plugins'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from hone.devices import pick_precision
+from hone.run.devices import pick_precision
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hone.components import EvalOutput
-from hone.evaluation import compute_metrics
+from hone.run.evaluation import compute_metrics
 from hone.plugins import load_plugins
 
 REFS = [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hone.cli import main
-from hone.spec import RunSpec
-from hone.validation import SpecError, SpecIssue, load_spec
+from hone.spec.models import RunSpec
+from hone.spec.loading import SpecError, SpecIssue, load_spec
 
 THREE_MISTAKES = """\
 name: three-mistakes

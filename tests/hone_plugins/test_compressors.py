@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hone.components import CompressionContext
-from hone.compressed import STEPS_ATTRIBUTE, load_weights, restore_steps
+from hone.run.compressed import STEPS_ATTRIBUTE, load_weights, restore_steps
 from hone.compression import model_report
 from hone.plugins import PluginHost, load_plugins
 
@@ -58,7 +58,7 @@ def round_trip(host: PluginHost, name: str, params: dict[str, Any], compressed: 
     """What saving and loading does: plain tensors out, recipe re-applied to a fresh model, tensors back in."""
     from safetensors.torch import load, save
 
-    from hone.checkpoint import state_dict_for_saving
+    from hone.run.checkpoint import state_dict_for_saving
 
     blob = save(state_dict_for_saving(compressed))
     steps = [{"compressor": name, "params": params, "recipe": report.get("recipe")}]
@@ -235,7 +235,7 @@ def test_saved_weights_and_recipe_rebuild_an_identical_model(
 
 
 def test_per_channel_quantized_tensors_survive_plain_tensors() -> None:
-    from hone.compressed import fit_state, plain_tensors
+    from hone.run.compressed import fit_state, plain_tensors
 
     weight = torch.quantize_per_channel(torch.randn(3, 4), torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0, 1, 2]), 0, torch.qint8)
     flat = plain_tensors({"w": weight, "packed": (weight, torch.ones(3)), "dtype": torch.qint8})

@@ -99,8 +99,8 @@ def test_mlflow_records_params_metrics_status_and_artifacts(tmp_path: Path, monk
 
 
 def test_trackers_follow_a_real_run(tmp_path: Path, tiny_bert: Path) -> None:
-    from hone.runner import run
-    from hone.validation import load_spec
+    from hone.run.runner import run
+    from hone.spec.loading import load_spec
 
     callbacks: list[Any] = ["jsonl-logger", "csv-logger"]
     try:

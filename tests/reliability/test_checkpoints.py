@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from hone.checkpoint import Checkpoints
+from hone.run.checkpoint import Checkpoints
 from hone.errors import HoneError
-from hone.events import read_events
-from hone.runner import run
-from hone.validation import load_spec
+from hone.run.events import read_events
+from hone.run.runner import run
+from hone.spec.loading import load_spec
 
 from .helpers import ner_spec, read_json, write_spec
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from hone.atomic import WriteError, write_json, write_text, write_with
-from hone.checkpoint import CheckpointError, Checkpoints
+from hone.run.checkpoint import CheckpointError, Checkpoints
 from hone.errors import HoneError
-from hone.events import EventLog, read_events
-from hone.runner import run
-from hone.validation import load_spec
+from hone.run.events import EventLog, read_events
+from hone.run.runner import run
+from hone.spec.loading import load_spec
 
 from .helpers import ner_spec, read_json, subprocess_env, write_spec
 
@@ -113,16 +113,16 @@ def test_an_event_that_cannot_be_appended_is_a_clear_error(tmp_path: Path, monke
 def test_a_run_whose_disk_fills_keeps_its_last_good_results_and_resumes(tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec_file = write_spec(tmp_path, ner_spec(tiny_bert))
     spec, host = load_spec(spec_file)
-    import hone.runner
+    import hone.run.runner
 
-    real = hone.runner.write_json
+    real = hone.run.runner.write_json
 
     def full_for_the_second_metrics(path: Path, data: Any) -> None:
         if path.name == "metrics.json" and "test" in data:
             raise WriteError(path, ENOSPC)
         real(path, data)
 
-    monkeypatch.setattr(hone.runner, "write_json", full_for_the_second_metrics)
+    monkeypatch.setattr(hone.run.runner, "write_json", full_for_the_second_metrics)
     with pytest.raises(WriteError, match="metrics.json: cannot write it"):
         run(spec, host, out=tmp_path / "run")
     monkeypatch.undo()

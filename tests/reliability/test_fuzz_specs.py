@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hone.plugins import PluginHost, load_plugins
-from hone.spec import RunSpec
-from hone.validation import SpecError, load_spec
+from hone.spec.models import RunSpec
+from hone.spec.loading import SpecError, load_spec
 
 from .fuzzing import FUZZ, TRIED, file_bytes, json_values, mutated_text, mutated_tree
 

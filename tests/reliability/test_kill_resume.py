@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from hone.errors import HoneError
-from hone.events import EventLog, read_events
-from hone.runner import _prepare_run_dir, run
-from hone.validation import load_spec
+from hone.run.events import EventLog, read_events
+from hone.run.runner import _prepare_run_dir, run
+from hone.spec.loading import load_spec
 
 from .helpers import STAGE_EXAMPLES, kill_harness, ner_spec, read_json, with_stages, write_spec
 

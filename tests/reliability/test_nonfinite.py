@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from hone.checkpoint import Checkpoints
+from hone.run.checkpoint import Checkpoints
 from hone.errors import HoneError
-from hone.events import read_events
-from hone.runner import run
+from hone.run.events import read_events
+from hone.run.runner import run
 from hone.training import TrainingError
-from hone.validation import SpecError, load_spec
+from hone.spec.loading import SpecError, load_spec
 
 from .helpers import ner_spec, read_json, write_plugin, write_spec
 

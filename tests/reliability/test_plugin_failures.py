@@ -13,11 +13,11 @@ import pytest
 from hone.cli import main
 from hone.components import EvalOutput
 from hone.errors import ComponentError
-from hone.evaluation import compute_metrics
-from hone.events import read_events
+from hone.run.evaluation import compute_metrics
+from hone.run.events import read_events
 from hone.plugins import load_plugins
-from hone.runner import run
-from hone.validation import load_spec
+from hone.run.runner import run
+from hone.spec.loading import load_spec
 
 from .helpers import ner_spec, read_json, write_plugin, write_spec
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from hone.checkpoint import CheckpointError
+from hone.run.checkpoint import CheckpointError
 from hone.errors import HoneError
 from hone.paths import inside_run_dir
 from hone.plugins import load_plugins
-from hone.runner import run
-from hone.stages import STAGE_RUNNERS
-from hone.validation import SpecError, load_spec
+from hone.run.runner import run
+from hone.run.stages import STAGE_RUNNERS
+from hone.spec.loading import SpecError, load_spec
 
 from .helpers import STAGE_EXAMPLES, hone, ner_spec, read_json, subprocess_env, with_stages, write_plugin, write_spec
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hone.runner import run
+from hone.run.runner import run
 from hone.search import search_command
-from hone.validation import load_spec
+from hone.spec.loading import load_spec
 
 LR = "stages[0].optimizer.lr"
 

@@ -9,7 +9,7 @@ import pytest
 
 from hone.search import prepare
 from hone.space import Choice, Components, Float, Int, SearchSpace, SpaceError, apply, parse_entry, parse_path
-from hone.validation import SpecError
+from hone.spec.loading import SpecError
 
 from .conftest import search_spec, write_spec
 

@@ -19,16 +19,16 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from hone.atomic import write_json, write_text, write_with
-from hone.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_state, state_dict_for_saving
-from hone.compressed import read_steps, restore_steps, save_model_weights
-from hone.data import check_labels, load_splits
-from hone.devices import pick_device, pick_precision, seed_everything
+from hone.run.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_state, state_dict_for_saving
+from hone.run.compressed import read_steps, restore_steps, save_model_weights
+from hone.run.data import check_labels, load_splits
+from hone.run.devices import pick_device, pick_precision, seed_everything
 from hone.errors import ComponentError, HoneError, Interrupted
-from hone.events import EventLog
+from hone.run.events import EventLog
 from hone.plugins import PluginHost
-from hone.progress import make_progress
-from hone.spec import RunSpec
-from hone.stages import MODIFIES_MODEL, STAGE_RUNNERS, model_for_checkpoint
+from hone.run.progress import make_progress
+from hone.spec.models import RunSpec
+from hone.run.stages import MODIFIES_MODEL, STAGE_RUNNERS, model_for_checkpoint
 
 STATE = "state.json"
 MODEL_DIR = "model"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hone.registry import KINDS, Registries
-from hone.spec import RunSpec
+from hone.spec.models import RunSpec
 
 
 def spec_schema(registries: Registries) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from hone.batching import eval_batches
+from hone.run.batching import eval_batches
 from hone.components import EvalOutput
-from hone.devices import autocast, model_inputs, to_device
+from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import ComponentError
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from hone.checkpoint import STATE
+from hone.run.checkpoint import STATE
 from hone.compression import compress_stage
 from hone.distillation import distill_stage, student_for_resume
 from hone.errors import HoneError
-from hone.evaluation import evaluate, scalars
+from hone.run.evaluation import evaluate, scalars
 from hone.training import metric_objects, train_stage
 
 StageRunner = Callable[[Any, int, Any, "dict[str, Any] | None"], "dict[str, Any]"]

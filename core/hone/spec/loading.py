@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from hone.errors import HoneError
 from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
-from hone.spec import ComponentRef, RunSpec
+from hone.spec.models import ComponentRef, RunSpec
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def save_model_weights(model: Any, folder: Path) -> None:
     """``save_pretrained``, or for a structurally compressed model: config, plain weights and the recipe."""
     from safetensors.torch import save_file
 
-    from hone.checkpoint import state_dict_for_saving
+    from hone.run.checkpoint import state_dict_for_saving
 
     folder.mkdir(parents=True, exist_ok=True)
     if needs_recipe(model):

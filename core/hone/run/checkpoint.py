@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hone.atomic import write_json, write_text
-from hone.compressed import COMPRESSION_JSON, fit_state, plain_tensors, write_steps
+from hone.run.compressed import COMPRESSION_JSON, fit_state, plain_tensors, write_steps
 from hone.errors import HoneError
 
 WEIGHTS = "model.safetensors"

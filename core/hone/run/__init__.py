@@ -1,0 +1,1 @@
+"""The run driver: context, stages in order, events, checkpoints, devices, data."""
