@@ -107,10 +107,9 @@ def compression_context(ctx: Any, index: int, split: str = "validation", metrics
 def apply_compressor(ctx: Any, name: str, params: dict[str, Any], model: torch.nn.Module,
                      context: CompressionContext) -> tuple[torch.nn.Module, dict[str, Any], Any]:
     """Build compressor ``name`` and run it: (model, its report without the recipe, the recipe or None)."""
-    component = ctx.host.registries.get("compressor", name)
-    where = f"compressor '{name}' from {component.origin.describe()}"
+    where = f"compressor '{name}' from {ctx.host.describe('compressor', name)}"
+    compressor = ctx.host.build("compressor", {"name": name, **params})
     try:
-        compressor = component.build(params)
         compressed, report = compressor.compress(model, context)
     except HoneError:
         raise
@@ -163,7 +162,7 @@ def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, cont
     tried: list[dict[str, Any]] = []
     sentences = len(ctx.features[split])
     for candidate in candidates:
-        params = {**stage.compressor.params, **({param: candidate} if param else {})}
+        params = {**stage.compressor.settings(), **({param: candidate} if param else {})}
         model, changes, recipe = apply_compressor(ctx, stage.compressor.name, params, copy.deepcopy(core), context)
         start = time.perf_counter()
         results = evaluate_model(ctx, model, split, metrics, stage.batch_size)
@@ -184,7 +183,7 @@ def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, cont
             return model, changes, recipe, record, results
         del model
     best = min(tried, key=lambda p: p["drop"])
-    setting = f"{param}={best[param]}" if param else f"{stage.compressor.name} {stage.compressor.params or ''}".strip()
+    setting = f"{param}={best[param]}" if param else f"{stage.compressor.name} {stage.compressor.settings() or ''}".strip()
     kind = "relative drop" if budget.relative else "drop"
     raise BudgetError(
         f"stage '{name}': no setting of compressor '{stage.compressor.name}' keeps {metric} within max_drop {budget.value} "
@@ -208,11 +207,11 @@ def compress_stage(ctx: Any, index: int, stage: Any, resume: dict[str, Any] | No
     before = model_report(core, layers=False)
     result: dict[str, Any] = {"compressor": stage.compressor.name}
     if stage.max_drop is None:
-        params = dict(stage.compressor.params)
+        params = stage.compressor.settings()
         model, changes, recipe = apply_compressor(ctx, stage.compressor.name, params, core, context)
     else:
         model, changes, recipe, budget, validation = _budget_search(ctx, index, stage, core, context, metrics)
-        params = {**stage.compressor.params, **({stage.search.param: budget["chosen"]} if stage.search else {})}
+        params = {**stage.compressor.settings(), **({stage.search.param: budget["chosen"]} if stage.search else {})}
         result.update(budget=budget, validation=validation)
     setattr(model, STEPS_ATTRIBUTE, [*previous_steps, {"stage": name, "compressor": stage.compressor.name,
                                                         "params": params, "recipe": recipe}])
@@ -231,7 +230,7 @@ def gradual_hooks(ctx: Any, index: int, stage: Any, model: torch.nn.Module, tota
     hooks = []
     for step in compression_steps(model):
         if step.get("recipe") is None and step["compressor"] in registries["compressor"]:
-            earlier = registries.get("compressor", step["compressor"]).build(step.get("params") or {})
+            earlier = ctx.host.build("compressor", {"name": step["compressor"], **(step.get("params") or {})})
             if hasattr(earlier, "gradual"):  # from step 0 to 0: only keeps the zeros the stage starts with
                 hooks.append(earlier.gradual(model, total_steps, 0, 0, 1))
     pruning = getattr(stage, "pruning", None)
@@ -240,7 +239,7 @@ def gradual_hooks(ctx: Any, index: int, stage: Any, model: torch.nn.Module, tota
     if stage.early_stopping is not None and stage.early_stopping.restore_best:
         raise HoneError(f"stage '{name}': pruning with early_stopping.restore_best would restore a less sparse epoch; "
                         "set restore_best: false")
-    compressor = registries.get("compressor", pruning.compressor.name).build(pruning.compressor.params)
+    compressor = ctx.host.build("compressor", pruning.compressor)
     if not hasattr(compressor, "gradual"):
         raise HoneError(f"stage '{name}': compressor '{pruning.compressor.name}' cannot compress gradually "
                         "(it has no gradual()); use 'magnitude' or a compress stage")
@@ -256,7 +255,7 @@ def finish_hooks(ctx: Any, index: int, stage: Any, model: torch.nn.Module, hooks
         return {}
     steps = compression_steps(model)
     step = {"stage": ctx.stage_names[index], "compressor": pruning.compressor.name,
-            "params": dict(pruning.compressor.params), "recipe": None, "gradual": True}
+            "params": pruning.compressor.settings(), "recipe": None, "gradual": True}
     if step not in steps:  # a resumed stage must not record itself twice
         setattr(model, STEPS_ATTRIBUTE, [*steps, step])
     return {"pruning": {**hooks[-1].report(model), **model_report(model, layers=False)}}

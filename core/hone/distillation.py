@@ -20,7 +20,7 @@ from hone.run.compressed import is_compressed_model, load_compressed_model, need
 from hone.run.devices import autocast, model_inputs
 from hone.errors import HoneError
 from hone.spec.models import DistillStage
-from hone.training import LossFn, _build, train_stage
+from hone.training import LossFn, train_stage
 
 STUDENT, TEACHER = "student", "teacher"
 
@@ -92,7 +92,7 @@ def load_folder(ctx: Any, source: str) -> tuple[torch.nn.Module, Any]:
     if is_compressed_model(Path(source)):
         from transformers import AutoTokenizer
 
-        return load_compressed_model(Path(source), ctx.host.registries), AutoTokenizer.from_pretrained(source)
+        return load_compressed_model(Path(source), ctx.host), AutoTokenizer.from_pretrained(source)
     return ctx.task.load(source, [])
 
 
@@ -200,7 +200,7 @@ def distill_stage(ctx: Any, index: int, stage: DistillStage, resume: dict[str, A
     name = ctx.stage_names[index]
     if ctx.world_size > 1:
         raise HoneError(f"stage '{name}': distill stages run in a single process")
-    distiller = _build(ctx, "distiller", stage.distiller)
+    distiller = ctx.host.build("distiller", stage.distiller)
     folder = stage_dir(ctx, index)
     current = unwrap(ctx.model)
     if stage.teachers():

@@ -62,3 +62,28 @@ def register_readers(register: Register) -> None:
 @hookspec
 def register_callbacks(register: Register) -> None:
     """Register callbacks: ``factory(params, run_dir) -> Callback`` receiving lifecycle events."""
+
+
+@hookspec
+def register_pruners(register: Register) -> None:
+    """Register search pruners: ``factory(params) -> optuna.pruners.BasePruner`` (stops weak trials early)."""
+
+
+@hookspec
+def register_stages(register: Register) -> None:
+    """Register stage kinds: ``factory(params) -> Stage``; ``params`` is a :class:`hone.StageSpec` model, ``model=`` keeps/changes/replaces."""
+
+
+@hookspec
+def register_commands(register: Register) -> None:
+    """Register ``hone`` commands: ``factory(params) -> Command`` with ``run(args, host) -> int``; ``arguments=`` adds its options."""
+
+
+@hookspec
+def register_spec_sections(register: Register) -> None:
+    """Register top-level spec sections (like ``search:``): ``factory(params) -> Section`` checking it against the spec."""
+
+
+@hookspec
+def register_report_sections(register: Register) -> None:
+    """Register run-report sections: ``factory(params) -> ReportSection`` with ``sections(run) -> list[Section]``."""

@@ -7,10 +7,8 @@ import importlib.util
 import os
 import re
 import sys
-import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,14 +17,13 @@ import pluggy
 from pydantic import BaseModel
 
 from hone import hookspecs
-from hone.errors import ComponentError, HoneError
-from hone.registry import KINDS, Component, NoParams, Origin, Registries, RegistryError
+from hone.host import LOCAL_PACKAGE, PluginHost, PluginInfo
+from hone.registry import KINDS, Component, NoParams, Registries, RegistryError, check_info
 
 ENTRY_POINT_GROUP = "hone.plugins"
 DISABLE_ENV = "HONE_DISABLE_PLUGINS"
 ALLOW_ENV = "HONE_ALLOW_PLUGINS"
 PLUGINS_DIR_ENV = "HONE_PLUGINS_DIR"
-LOCAL_PACKAGE = "hone_local_plugins"  # plugins-dir modules are imported as hone_local_plugins.<file stem>
 BUILTIN_DISTRIBUTION = "hone-ml"
 HOOKS: dict[str, str] = {kind: f"register_{kind}s" for kind in KINDS}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -34,82 +31,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
 class PluginLoadWarning(UserWarning):
     """A plugin could not be loaded or registered; the rest of hone still works."""
-
-
-@dataclass
-class PluginInfo:
-    """What ``hone plugins`` reports about one plugin."""
-
-    name: str
-    module: str
-    source: str
-    distribution: str | None = None
-    version: str | None = None
-    status: str = "ok"  # ok | failed | disabled
-    error: str | None = None
-    components: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def origin(self) -> Origin:
-        return Origin(self.name, self.distribution, self.version, self.module)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": sorted(self.components),
-            "components": self.components,
-            "distribution": self.distribution,
-            "version": self.version,
-            "module": self.module,
-            "source": self.source,
-            "status": self.status,
-            "error": self.error,
-        }
-
-
-@dataclass
-class PluginHost:
-    """The loaded plugins and the registries they filled."""
-
-    registries: Registries
-    plugins: list[PluginInfo]
-    manager: pluggy.PluginManager
-
-    def failures(self) -> list[PluginInfo]:
-        return [p for p in self.plugins if p.status == "failed"]
-
-    def describe(self, kind: str, name: str) -> str | None:
-        """Where a component comes from: ``plugin 'x' (dist 1.0)``, plus the file for plugins-dir modules."""
-        try:
-            origin = self.registries.get(kind, name).origin
-        except KeyError:
-            return None
-        return origin.describe() if origin.distribution else f"{origin.describe()} in {origin.module}"
-
-    def build(self, kind: str, name: str, params: Any, *args: Any) -> Any:
-        """Build a component; an error names it, its plugin and its distribution."""
-        component = self.registries.get(kind, name)
-        try:
-            return component.build(params, *args)
-        except HoneError:
-            raise
-        except Exception as error:
-            raise ComponentError(f"{kind} '{name}' from {self.describe(kind, name)} failed: {type(error).__name__}: {error}") from error
-
-    def blame(self, error: BaseException) -> str | None:
-        """The plugin whose code raised ``error`` (innermost frame first), with file and line; None for hone's own code."""
-        modules: dict[str, PluginInfo] = {}
-        for info in self.plugins:
-            if info.status == "ok":
-                key = info.module.split(":")[0] if info.source == "entry-point" else f"{LOCAL_PACKAGE}.{info.name}"
-                modules[key] = info
-        for frame, line in reversed(list(traceback.walk_tb(error.__traceback__))):
-            module = str(frame.f_globals.get("__name__", ""))
-            info = next((i for m, i in modules.items() if module == m or module.startswith(m + ".")), None)
-            if info is not None:
-                where = f"{info.distribution} {info.version}" if info.distribution else info.module
-                return f"plugin '{info.name}' ({where}), {frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
-        return None
 
 
 def _split_env(value: str | None) -> set[str]:
@@ -233,10 +154,12 @@ def _collector(kind: str, info: PluginInfo, staged: list[Component]) -> Callable
         *,
         aliases: Sequence[str] = (),
         doc: str | None = None,
+        **declared: Any,
     ) -> None:
         for key in (name, *aliases):
             if not isinstance(key, str) or not _NAME.match(key):
                 raise RegistryError(f"invalid {kind} name {key!r}: use lower-case letters, digits, '-', '_' or '.'")
+        check_info(kind, name, declared)
         staged.append(
             Component(
                 kind=kind,
@@ -246,6 +169,7 @@ def _collector(kind: str, info: PluginInfo, staged: list[Component]) -> Callable
                 origin=info.origin,
                 aliases=tuple(aliases),
                 doc=((doc or factory.__doc__ or "").strip().splitlines() or [""])[0],
+                info=declared,
             )
         )
 

@@ -30,11 +30,11 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
     name = task_name or meta.get("task")
     if name is None:
         raise HoneError(f"{source}: not a hone run directory or model (no {HONE_JSON}); pass --task")
-    task = host.registries.get("task", name).build(meta.get("task_params") or {})
+    task = host.build("task", {"name": name, **(meta.get("task_params") or {})})
     model_source = str(path) if path.exists() else resolve_source(source)
     try:
         if is_compressed_model(path):  # pruned to new shapes, quantized...: rebuilt from its recipe
-            model, tokenizer = load_compressed_model(path, host.registries), AutoTokenizer.from_pretrained(path)
+            model, tokenizer = load_compressed_model(path, host), AutoTokenizer.from_pretrained(path)
             device = "cpu" if cpu_only(compression_steps(model)) else device
         else:
             model, tokenizer = task.load(model_source, meta.get("labels") or [])

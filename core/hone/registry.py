@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 KINDS: tuple[str, ...] = (
-    "metric",
-    "optimizer",
-    "scheduler",
-    "compressor",
-    "distiller",
-    "searcher",
-    "task",
-    "reader",
-    "callback",
+    "metric", "optimizer", "scheduler", "compressor", "distiller", "searcher", "pruner", "task", "reader",
+    "callback", "stage", "command", "spec_section", "report_section",
 )
+INFO: dict[str, tuple[str, ...]] = {
+    "metric": ("results",),  # {result: "max" | "min"}, or a callable(params) giving it
+    "task": ("default_metrics",),  # the metric names an evaluation uses when a stage names none
+    "stage": ("model",),  # "keeps" | "changes" | "replaces" the run's model
+    "command": ("arguments",),  # callable(argparse.ArgumentParser) adding the command's options
+    "report_section": ("order",),  # where the section goes in a run report (lower first)
+}
+"""The keywords ``register(...)`` takes beside name, factory, params, aliases and doc, per kind."""
+MODEL_EFFECTS = ("keeps", "changes", "replaces")
 
 
-class NoParams(BaseModel):
-    """Params model for components that take no parameters."""
+class Params(BaseModel):
+    """The base of a component's params model: unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(Params):
+    """Params model for components that take no parameters."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class Origin:
 
 @dataclass(frozen=True)
 class Component:
-    """A named factory of one kind, with the pydantic model of its parameters."""
+    """A named factory of one kind, with the pydantic model of its parameters and what it declares (``info``)."""
 
     kind: str
     name: str
@@ -53,12 +59,20 @@ class Component:
     origin: Origin
     aliases: tuple[str, ...] = ()
     doc: str = ""
+    info: Mapping[str, Any] = field(default_factory=dict)
 
-    def build(self, params: BaseModel | dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
-        """Validate ``params`` (if given as a dict) and call the factory."""
+    def build(self, params: BaseModel | Mapping[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+        """Validate ``params`` (if given as a mapping) and call the factory."""
         if not isinstance(params, BaseModel):
-            params = self.params.model_validate(params or {})
+            params = self.params.model_validate(dict(params or {}))
         return self.factory(params, *args, **kwargs)
+
+    def results(self, params: BaseModel | None = None) -> dict[str, str]:
+        """The result names a metric declares, each with ``max`` or ``min`` (which way is better)."""
+        declared = self.info.get("results") or {}
+        if callable(declared):
+            declared = declared(params if params is not None else self.params())
+        return dict(declared)
 
 
 class Register(Protocol):
@@ -72,6 +86,7 @@ class Register(Protocol):
         *,
         aliases: Sequence[str] = (),
         doc: str | None = None,
+        **info: Any,
     ) -> None: ...
 
 
@@ -92,6 +107,21 @@ def suggest(name: str, choices: Sequence[str]) -> str:
     return f"{hint} Available: {available}"
 
 
+def check_info(kind: str, name: str, info: Mapping[str, Any]) -> None:
+    """Refuse declarations a kind does not know, and malformed ones."""
+    unknown = sorted(set(info) - set(INFO.get(kind, ())))
+    if unknown:
+        known = ", ".join(INFO.get(kind, ())) or "none"
+        raise RegistryError(f"{kind} '{name}': register() got unknown keyword {', '.join(unknown)} (a {kind} takes: {known})")
+    if kind == "stage" and info.get("model", "keeps") not in MODEL_EFFECTS:
+        raise RegistryError(f"stage '{name}': model={info['model']!r}; use one of {', '.join(MODEL_EFFECTS)}")
+    results = info.get("results")
+    if results is not None and not callable(results):
+        bad = {k: v for k, v in dict(results).items() if v not in ("max", "min")}
+        if bad:
+            raise RegistryError(f"metric '{name}': results must map names to 'max' or 'min', got {bad}")
+
+
 @dataclass
 class Registry:
     """Components of one kind, by name and alias."""
@@ -107,6 +137,7 @@ class Registry:
             raise RegistryError(f"{self.kind} '{component.name}': factory is not callable")
         if not (isinstance(component.params, type) and issubclass(component.params, BaseModel)):
             raise RegistryError(f"{self.kind} '{component.name}': params must be a pydantic model class")
+        check_info(self.kind, component.name, component.info)
         for key in (component.name, *component.aliases):
             if key in self:
                 other = self.get(key)
@@ -128,7 +159,7 @@ class Registry:
         try:
             return self._by_name[key]
         except KeyError:
-            raise UnknownComponentError(f"Unknown {self.kind} '{name}'.{suggest(name, self.names(True))}") from None
+            raise UnknownComponentError(f"Unknown {self.kind.replace('_', ' ')} '{name}'.{suggest(name, self.names(True))}") from None
 
     def names(self, with_aliases: bool = False) -> list[str]:
         names = list(self._by_name)

@@ -13,13 +13,14 @@ from pydantic import BaseModel
 from hone.objectives import ObjectiveError, split_metric
 from hone.registry import Registries
 from hone.space import Components, SearchSpace, SpecPath, apply, format_path, parse_path
-from hone.spec.models import ComponentRef, RunSpec
+from hone.spec.models import AS_WRITTEN, ComponentRef, RunSpec
 from hone.spec.loading import SpecError, SpecIssue, _locate, validate_spec
 
 
 def base_data(spec: RunSpec) -> dict[str, Any]:
-    """The spec every trial starts from: all fields, paths resolved, no ``search`` section."""
-    return spec.model_dump(mode="json", exclude={"search"})
+    """The spec every trial starts from: every field, paths resolved, no ``search`` section, and component params as
+    written (a component whose name a trial samples then takes its own defaults, not the other's)."""
+    return spec.model_dump(mode="json", exclude={"search"}, context={AS_WRITTEN: True})
 
 
 def _unknown(key: Any, known: list[str], where: str) -> str:
@@ -41,11 +42,9 @@ def resolve_path(spec: RunSpec, registries: Registries, path: SpecPath) -> Any:
         elif isinstance(key, int):
             raise ValueError(f"{where} is not a list; [{key}] cannot index it")
         elif isinstance(obj, ComponentRef):
-            params = registries.get(obj.kind, obj.name).params.model_fields
-            if key == "name" or key in obj.params:
-                obj = obj.name if key == "name" else obj.params[key]
-            elif key in params:
-                obj = params[key].get_default(call_default_factory=True)
+            params = type(obj.params).model_fields
+            if key in ("name", *params):
+                obj = obj.name if key == "name" else getattr(obj.params, key)
             else:
                 raise ValueError(_unknown(key, ["name", *params], f"{where} ({obj.kind} '{obj.name}')"))
         elif isinstance(obj, BaseModel):

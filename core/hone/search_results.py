@@ -120,7 +120,7 @@ def write_results(search: Search, study: Any, status: str = "running", started: 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     summary: dict[str, Any] = {
         "study": search.study_name, "storage": masked(search.storage_url), "search_dir": str(directory),
-        "searcher": {"name": config.searcher.name, **config.searcher.params}, "pruner": config.pruner.model_dump(),
+        "searcher": config.searcher.model_dump(mode="json"), "pruner": config.pruner.model_dump(),
         "objectives": [{"metric": o.metric, "direction": o.goal} for o in config.objectives],
         "space": config.space, "budget": {"trials": config.trials, "timeout_s": config.timeout},
         "trials": {state: sum(r["state"] == state for r in rows) for state in ("complete", "pruned", "fail", "running", "waiting")},

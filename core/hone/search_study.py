@@ -69,12 +69,9 @@ def make_sampler(spec: RunSpec, host: PluginHost, space: SearchSpace) -> Any:
     assert spec.search is not None
     ref = spec.search.searcher
     seed = spec.seed if spec.search.seed is None else spec.search.seed
-    component = host.registries.get("searcher", ref.name)
-    kwargs = {"space": space} if "space" in inspect.signature(component.factory).parameters else {}
-    try:
-        return component.build(ref.params, seed, **kwargs)
-    except ValueError as error:
-        raise HoneError(f"searcher '{ref.name}': {error}") from None
+    factory = host.registries.get("searcher", ref.name).factory
+    kwargs = {"space": space} if "space" in inspect.signature(factory).parameters else {}
+    return host.build("searcher", ref, seed, **kwargs)
 
 
 def make_pruner(pruner: PrunerSpec) -> Any:

@@ -13,7 +13,7 @@ import torch
 from hone.run.batching import train_batches
 from hone.run.checkpoint import rng_state, set_rng_state
 from hone.run.devices import autocast, model_inputs, to_device
-from hone.errors import ComponentError, HoneError, Interrupted
+from hone.errors import HoneError, Interrupted
 from hone.run.evaluation import evaluate, scalars
 from hone.spec.models import TrainStage
 
@@ -59,19 +59,11 @@ def param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
-def _build(ctx: Any, kind: str, ref: Any, *args: Any) -> Any:
-    component = ctx.host.registries.get(kind, ref.name)
-    try:
-        return component.build(ref.params, *args)
-    except Exception as error:
-        raise ComponentError(f"{kind} '{ref.name}' from {component.origin.describe()} failed: {type(error).__name__}: {error}") from error
-
-
 def metric_objects(ctx: Any, refs: Any) -> list[tuple[str, Any]]:
-    from hone.spec.models import MetricRef
-
-    refs = refs if refs is not None else [MetricRef(name=n) for n in ctx.task.default_metrics]
-    return [(ref.name, _build(ctx, "metric", ref)) for ref in refs]
+    """The stage's metrics, built; the task's default metrics where it names none."""
+    if refs is None:
+        return [(name, ctx.host.build("metric", name)) for name in ctx.task.default_metrics]
+    return [(ref.name, ctx.host.build("metric", ref)) for ref in refs]
 
 
 class EarlyStopper:
@@ -139,10 +131,10 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
     batches_per_epoch = len(train_batches(lengths, stage.batch_size, 0, False)) // world
     steps_per_epoch = max(1, math.ceil(batches_per_epoch / stage.gradient_accumulation_steps))
     total_steps = steps_per_epoch * stage.epochs if stage.max_steps is None else min(stage.max_steps, steps_per_epoch * stage.epochs)
-    optimizer = _build(ctx, "optimizer", stage.optimizer, param_groups(core) + (param_groups(extra) if extra is not None else []))
+    optimizer = ctx.host.build("optimizer", stage.optimizer, param_groups(core) + (param_groups(extra) if extra is not None else []))
     trained = [p for p in core.parameters() if p.requires_grad] + (list(extra.parameters()) if extra is not None else [])
     compute_loss = loss_fn or task_loss(ctx, stage)
-    scheduler = _build(ctx, "scheduler", stage.scheduler, optimizer, total_steps)
+    scheduler = ctx.host.build("scheduler", stage.scheduler, optimizer, total_steps)
     from hone.compression import finish_hooks, gradual_hooks  # it imports this module
 
     step_hooks = gradual_hooks(ctx, index, stage, core, total_steps)  # e.g. gradual pruning

@@ -179,7 +179,7 @@ def test_valid_spec_loads_with_paths_relative_to_the_spec_file(tmp_path: Path) -
     spec, host = load_spec(write(tmp_path / "specs", "spec.yaml", VALID))
     assert isinstance(spec, RunSpec)
     assert spec.task.name == "token-classification"
-    assert spec.stages[0].optimizer.params == {"lr": 5e-5}
+    assert spec.stages[0].optimizer.params.lr == 5e-5 and spec.stages[0].optimizer.params.weight_decay == 0.01  # typed, defaults filled
     assert spec.data.train == str(tmp_path / "specs" / "data" / "train.txt")
     assert spec.output_dir == str(tmp_path / "specs" / "out")
     assert "token-classification" in host.registries["task"]

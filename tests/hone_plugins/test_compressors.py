@@ -62,7 +62,7 @@ def round_trip(host: PluginHost, name: str, params: dict[str, Any], compressed: 
 
     blob = save(state_dict_for_saving(compressed))
     steps = [{"compressor": name, "params": params, "recipe": report.get("recipe")}]
-    restored = restore_steps(fresh, steps, host.registries)
+    restored = restore_steps(fresh, steps, host)
     load_weights(restored, load(blob), "test")
     return restored.eval()
 

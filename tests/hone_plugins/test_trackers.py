@@ -24,7 +24,7 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
 
 
 def build(name: str, run_dir: Path, **params: Any) -> Any:
-    return load_plugins(warn=False).build("callback", name, params, run_dir)
+    return load_plugins(warn=False).build("callback", {"name": name, **params}, run_dir)
 
 
 def replay(callback: Any) -> None:

@@ -168,7 +168,7 @@ def flaky_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 def test_errors_from_an_installed_plugin_name_its_distribution_and_version(flaky_distribution: str) -> None:
     host = load_plugins()
     assert host.describe("metric", "flaky") == "plugin 'flaky-dist' (hone-flaky 2.0.1)"
-    metric = host.build("metric", "flaky", {})
+    metric = host.build("metric", "flaky")
     output = EvalOutput(predictions=[["O"]], references=[["O"]], label_names=["O"], loss=0.0, scores=[None])
     with pytest.raises(ComponentError, match=r"metric 'flaky' from plugin 'flaky-dist' \(hone-flaky 2.0.1\) failed: ZeroDivisionError"):
         compute_metrics([("flaky", metric)], output, {"flaky": host.describe("metric", "flaky")})
@@ -197,4 +197,4 @@ def test_a_factory_that_raises_is_named_with_its_distribution(tmp_path: Path) ->
     host = load_plugins([tmp_path])
     with pytest.raises(ComponentError, match=rf"metric 'needy' from plugin 'needy' \(no distribution\) in {tmp_path / 'needy.py'} "
                                              r"failed: ImportError: needs the 'fancy' package"):
-        host.build("metric", "needy", {})
+        host.build("metric", "needy")

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hone.errors import HoneError
-from hone.registry import Registries
+from hone.host import PluginHost
 
 COMPRESSION_JSON = "compression.json"
 COMPRESSED_WEIGHTS = "compressed.safetensors"
@@ -118,15 +118,15 @@ def read_steps(folder: Path) -> list[dict[str, Any]]:
         raise HoneError(f"{path}: cannot read the compression recipe ({type(error).__name__}: {error})") from None
 
 
-def restore_steps(model: Any, steps: list[dict[str, Any]], registries: Registries) -> Any:
+def restore_steps(model: Any, steps: list[dict[str, Any]], host: PluginHost) -> Any:
     """Re-apply each step's structural change (its compressor's ``restore``) to a freshly built model."""
     for step in steps:
         if step.get("recipe") is not None:
             name = step["compressor"]
-            if name not in registries["compressor"]:
+            if name not in host.registries["compressor"]:
                 raise HoneError(f"the model was compressed with '{name}', which no installed plugin provides; "
                                 "install the plugin that registers it")
-            compressor = registries.get("compressor", name).build(step.get("params") or {})
+            compressor = host.build("compressor", {"name": name, **(step.get("params") or {})})
             model = compressor.restore(model, step["recipe"])
     setattr(model, STEPS_ATTRIBUTE, list(steps))
     return model
@@ -165,7 +165,7 @@ def load_weights(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], wh
         raise HoneError(f"{where}: the weights do not fit the compressed model (missing: {untied[:5]}, unexpected: {unexpected[:5]})")
 
 
-def load_compressed_model(folder: Path, registries: Registries) -> torch.nn.Module:
+def load_compressed_model(folder: Path, host: PluginHost) -> torch.nn.Module:
     """Build the original architecture from ``config.json``, re-apply the recipe, load the weights."""
     import transformers
     from safetensors.torch import load_file
@@ -175,6 +175,6 @@ def load_compressed_model(folder: Path, registries: Registries) -> torch.nn.Modu
     model_class = getattr(transformers, architecture or "", None)
     if model_class is None:
         raise HoneError(f"{folder}: cannot rebuild architecture {architecture!r} of the compressed model")
-    model = restore_steps(model_class(config), read_steps(folder), registries)
+    model = restore_steps(model_class(config), read_steps(folder), host)
     load_weights(model, load_file(str(folder / COMPRESSED_WEIGHTS)), str(folder / COMPRESSED_WEIGHTS))
     return model.eval()

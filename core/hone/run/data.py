@@ -51,10 +51,9 @@ def check_labels(examples: Sequence[Example], known: Sequence[str], path: str | 
         )
 
 
-def load_splits(data: Any, registries: Any, seed: int) -> dict[str, list[Example]]:
+def load_splits(data: Any, host: Any, seed: int) -> dict[str, list[Example]]:
     """Read a spec's ``data`` section into train/validation/test examples (a missing split is empty)."""
-    reader_ref = data.reader
-    reader = registries.get("reader", reader_ref.name).build(reader_ref.params)
+    reader = host.build("reader", data.reader)
     if data.path is not None:
         splits = split_examples(reader.read(Path(data.path)), data.split, seed)
     else:

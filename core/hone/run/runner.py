@@ -112,11 +112,6 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def _build_task(spec: RunSpec, host: PluginHost) -> Any:
-    component = host.registries.get("task", spec.task.name)
-    return component.build(spec.task.params)
-
-
 def _load_features(ctx_spec: RunSpec, host: PluginHost, task: Any, tokenizer: Any, labels: list[str], splits: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
     if labels and "label" in (splits["train"] or [{}])[0]:
         for name in ("validation", "test"):
@@ -132,7 +127,7 @@ def save_model(run_dir: Path, model: torch.nn.Module, tokenizer: Any, spec: RunS
     shutil.rmtree(tmp, ignore_errors=True)
     save_model_weights(model, tmp)  # save_pretrained, or hone's format for a structurally compressed model
     tokenizer.save_pretrained(tmp)
-    (tmp / HONE_JSON).write_text(json.dumps({"task": spec.task.name, "task_params": spec.task.params, "labels": labels}, indent=2))
+    (tmp / HONE_JSON).write_text(json.dumps({"task": spec.task.name, "task_params": spec.task.settings(), "labels": labels}, indent=2))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
@@ -160,14 +155,14 @@ def _read_saved(path: Path, parse: Callable[[str], Any]) -> Any:
         raise HoneError(f"{path}: cannot read it ({type(error).__name__}: {detail}); start a new run with another --out") from None
 
 
-def _prepare_run_dir(spec: RunSpec, run_dir: Path, resume: bool) -> dict[str, Any]:
+def _prepare_run_dir(spec: RunSpec, host: PluginHost, run_dir: Path, resume: bool) -> dict[str, Any]:
     spec_data = spec.model_dump(mode="json")
     if resume:
         if not (run_dir / STATE).exists() and not (run_dir / "spec.yaml").exists():
             raise HoneError(f"{run_dir}: nothing to resume (no {STATE}); run without --resume")
         saved = _read_saved(run_dir / "spec.yaml", yaml.safe_load)
         try:  # fields added to hone since the run started take their defaults
-            saved = RunSpec.model_validate(saved).model_dump(mode="json")
+            saved = RunSpec.model_validate(saved, context={"registries": host.registries}).model_dump(mode="json")
         except ValidationError:
             pass
         if saved != spec_data:
@@ -188,7 +183,7 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
     """Execute every stage of ``spec``; return the run directory. ``callbacks`` adds (name, object) listeners."""
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     run_dir = Path(out) if out is not None else default_run_dir(spec, resume)
-    state = _prepare_run_dir(spec, run_dir, resume) if rank == 0 else {"completed": [], "results": {}}
+    state = _prepare_run_dir(spec, host, run_dir, resume) if rank == 0 else {"completed": [], "results": {}}
     if world_size > 1:
         import torch.distributed as dist
 
@@ -209,7 +204,7 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
     save_state()
     try:
         if writer:
-            events.callbacks[:0] = [(ref.name, host.build("callback", ref.name, ref.params, run_dir)) for ref in spec.callbacks]
+            events.callbacks[:0] = [(ref.name, host.build("callback", ref, run_dir)) for ref in spec.callbacks]
         return _execute(spec, host, run_dir, state, save_state, events, resume, quiet, rank, world_size)
     except Exception as error:
         culprit = None if isinstance(error, HoneError) else host.blame(error)
@@ -233,8 +228,8 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     seed_everything(spec.seed)
     device = pick_device(spec.device)
     precision = pick_precision(spec.precision, device)
-    splits = load_splits(spec.data, host.registries, spec.seed)
-    task = _build_task(spec, host)
+    splits = load_splits(spec.data, host, spec.seed)
+    task = host.build("task", spec.task)
     labels = task.labels_from(splits["train"]) if splits["train"] else []
     if spec.model.trust_remote_code:
         warnings.warn(f"model.trust_remote_code is on: code from '{spec.model.source}' will run", stacklevel=2)
@@ -265,7 +260,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             if rebuilt is not None:  # e.g. a distill stage's student: its checkpoints hold the student's weights
                 ctx.model = core = rebuilt.to(device)
             if steps := read_steps(folder):  # a compressed model: rebuild its structure before its weights load
-                restored = restore_steps(core, steps, host.registries)
+                restored = restore_steps(core, steps, host)
                 if restored is not core:
                     ctx.model = core = restored
             resume_state = load_checkpoint(folder, core)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializationInfo, SerializeAsAny, ValidationError, ValidationInfo,
+                      field_validator, model_serializer, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hone.registry import Registries, UnknownComponentError
 from hone.space import SearchSpace, SpaceError, parse_entry, parse_path
+
+
+AS_WRITTEN = "as_written"  # a dump context key: component params as the spec wrote them
 
 
 class Strict(BaseModel):
@@ -18,33 +23,54 @@ class Strict(BaseModel):
 
 
 class ComponentRef(BaseModel):
-    """``{name: <registered name>, <param>: <value>, ...}``; params are checked by the plugin's model."""
+    """``{name: <registered name>, <param>: <value>, ...}``, or just the name; ``params`` is the plugin's own
+    params model, validated once, with every default filled in (a spec dumps it back flat, as it is written)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     kind: ClassVar[str] = ""
     name: str
+    params: SerializeAsAny[BaseModel]
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _from_string(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
-
-    @model_validator(mode="after")
-    def _check_plugin(self, info: ValidationInfo) -> ComponentRef:
+    def _check_plugin(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, str):
+            data = {"name": data}
+        if isinstance(data, ComponentRef) or not isinstance(data, Mapping):
+            return handler(data)  # pydantic reports the wrong type
+        if not isinstance(data.get("name"), str):
+            error = InitErrorDetails(type="missing" if "name" not in data else "string_type", loc=("name",), input=data.get("name", data))
+            raise ValidationError.from_exception_data(cls.__name__, [error])
         registries: Registries | None = (info.context or {}).get("registries")
         if registries is None:
-            return self
+            raise ValueError("a component is validated against the installed plugins: use hone.spec.loading.validate_spec")
         try:
-            component = registries.get(self.kind, self.name)
+            component = registries.get(cls.kind, data["name"])
         except UnknownComponentError as error:
-            detail = InitErrorDetails(type=PydanticCustomError("unknown_component", str(error)), loc=("name",), input=self.name)
-            raise ValidationError.from_exception_data(type(self).__name__, [detail]) from None
-        component.params.model_validate(self.params)  # its ValidationError keeps nested locations
-        return self
+            detail = InitErrorDetails(type=PydanticCustomError("unknown_component", str(error)), loc=("name",), input=data["name"])
+            raise ValidationError.from_exception_data(cls.__name__, [detail]) from None
+        raw = {key: value for key, value in data.items() if key != "name"}
+        return cls.model_construct(name=data["name"], params=strict(component.params).model_validate(raw, context=info.context))
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: Any, info: SerializationInfo) -> dict[str, Any]:
+        dumped = handler(self)
+        if (info.context or {}).get(AS_WRITTEN):  # the params the spec gave, without the plugin's defaults
+            return {"name": self.name, **self.params.model_dump(mode="json", exclude_unset=True)}
+        return {"name": dumped["name"], **dumped["params"]}
+
+    def settings(self) -> dict[str, Any]:
+        """The params as a plain dict (every default included)."""
+        return self.params.model_dump(mode="json")
+
+
+@functools.cache
+def strict(model: type[BaseModel]) -> type[BaseModel]:
+    """``model``, or a subclass refusing unknown keys where it does not: a misspelt parameter is always an error."""
+    if model.model_config.get("extra") == "forbid":
+        return model
+    return type(model.__name__, (model,), {"model_config": ConfigDict(**{**model.model_config, "extra": "forbid"}),
+                                           "__module__": model.__module__})
 
 
 def _ref(kind: str) -> type[ComponentRef]:
@@ -107,7 +133,7 @@ class GradualPruning(Strict):
     """Compress while training: e.g. magnitude sparsity rising on Zhu & Gupta's cubic schedule."""
 
     compressor: CompressorRef = Field(  # type: ignore[valid-type]
-        default_factory=lambda: CompressorRef(name="magnitude"),
+        "magnitude", validate_default=True,
         description="A compressor with gradual(); its params give the final state, e.g. {name: magnitude, sparsity: 0.5}.")
     start: float = Field(0.0, ge=0, lt=1, description="Fraction of the stage's optimizer steps before the first update.")
     end: float = Field(0.75, gt=0, le=1, description="Fraction of the stage's optimizer steps by which full strength is reached.")
@@ -129,8 +155,8 @@ class TrainStage(Strict):
     eval_batch_size: int | None = Field(None, gt=0)
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    optimizer: OptimizerRef = Field(default_factory=lambda: OptimizerRef(name="adamw"))  # type: ignore[valid-type]
-    scheduler: SchedulerRef = Field(default_factory=lambda: SchedulerRef(name="linear"))  # type: ignore[valid-type]
+    optimizer: OptimizerRef = Field("adamw", validate_default=True)  # type: ignore[valid-type]
+    scheduler: SchedulerRef = Field("linear", validate_default=True)  # type: ignore[valid-type]
     freeze: list[str] = Field(default_factory=list, description="Parameter-name patterns (fnmatch) to freeze.")
     train_only: list[str] = Field(default_factory=list, description="If set, freeze every parameter not matching these.")
     l1: float = Field(0.0, ge=0, description="L1 penalty on trainable weights.")
@@ -203,7 +229,7 @@ class CompressStage(Strict):
                              f"its parameters: {', '.join(params.model_fields) or 'none'}")
         for candidate in self.search.candidates:
             try:
-                params.model_validate({**self.compressor.params, self.search.param: candidate})
+                params.model_validate({**self.compressor.settings(), self.search.param: candidate})
             except ValidationError as error:
                 raise ValueError(f"search.candidates: {candidate!r} is not a valid '{self.search.param}' for compressor "
                                  f"'{self.compressor.name}': {error.errors()[0]['msg']}") from None
@@ -240,7 +266,7 @@ class DistillStage(TrainStage):
     student: StudentSpec | None = Field(
         None, description="The model to train; leave it out to train the current model (a pruned one, say) on a "
         "named `teacher`'s outputs.")
-    distiller: DistillerRef = Field(default_factory=lambda: DistillerRef(name="logits"))  # type: ignore[valid-type]
+    distiller: DistillerRef = Field("logits", validate_default=True)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _teachers(self) -> DistillStage:
@@ -307,7 +333,7 @@ class PrunerSpec(Strict):
 class SearchSpec(Strict):
     """``hone search``: trials of the spec with values from ``space``, chosen by a searcher plugin."""
 
-    searcher: SearcherRef = Field(default_factory=lambda: SearcherRef(name="tpe"))  # type: ignore[valid-type]
+    searcher: SearcherRef = Field("tpe", validate_default=True)  # type: ignore[valid-type]
     seed: int | None = Field(None, description="Seed of the searcher's proposals; default: the spec's `seed`. Trials "
                              "train with the spec's seed either way, so another value searches the same problem afresh.")
     objectives: list[Objective] = Field(min_length=1, description="One metric, or several for a Pareto front.")
