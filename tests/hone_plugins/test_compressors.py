@@ -243,3 +243,25 @@ def test_per_channel_quantized_tensors_survive_plain_tensors() -> None:
     back = fit_state({"w": weight, "packed": (weight, torch.zeros(3)), "dtype": torch.qint8}, flat)
     assert torch.equal(back["w"].dequantize(), weight.dequantize()) and back["w"].q_per_channel_axis() == 0
     assert torch.equal(back["packed"][1], torch.ones(3)) and back["dtype"] == torch.qint8
+
+
+def test_tensor_subclasses_are_saved_as_their_plain_inner_tensors_and_rebuilt_from_the_template() -> None:
+    """A weight that is a tensor subclass (as torchao's are) saves as plain tensors and loads back into the
+    restored model's subclass: the template gives the type and metadata, the file the values."""
+    two_tensor = pytest.importorskip("torch.testing._internal.two_tensor")
+    from hone.compressed import fit_state, plain_tensors
+
+    def model_with(a: torch.Tensor, b: torch.Tensor) -> torch.nn.Module:
+        linear = torch.nn.Linear(3, 2)
+        linear.weight = torch.nn.Parameter(two_tensor.TwoTensor(a, b), requires_grad=False)
+        return linear
+
+    saved = model_with(torch.randn(2, 3), torch.randn(2, 3))
+    flat = plain_tensors(saved.state_dict())
+    assert set(flat) == {"weight", "weight@b", "bias"} and all(type(t) is torch.Tensor for t in flat.values())
+    fresh = model_with(torch.zeros(2, 3), torch.zeros(2, 3))
+    load_weights(fresh, flat, "test")
+    assert type(fresh.weight) is type(saved.weight)
+    assert torch.equal(fresh.weight.a, saved.weight.a) and torch.equal(fresh.weight.b, saved.weight.b)
+    incomplete = fit_state(fresh.state_dict(), {"weight": flat["weight"], "bias": flat["bias"]})
+    assert "weight" not in incomplete  # a part missing: the key is reported missing, not half-loaded
