@@ -1,7 +1,7 @@
 """Built-in compressors: magnitude and structured pruning, dynamic and weight-only int8, half precision.
 
 Only params models and factories live here (``hone plugins`` imports this module); the
-implementations, which import torch, are in :mod:`hone_plugins.compressors.pruning` and :mod:`hone_plugins.compressors.quantization`.
+implementations, which import torch, are in the submodules (``pruning.magnitude``, ``pruning.structured``, ``quantization``...).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from hone.hookspecs import hookimpl
 from hone.registry import Register
 
 if TYPE_CHECKING:
-    from hone_plugins.compressors.pruning import MagnitudePruning, StructuredPruning
+    from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
+    from hone_plugins.compressors.pruning.structured import StructuredPruning
     from hone_plugins.compressors.quantization import DynamicInt8, Half, WeightInt8
 
 HEADS = ["*classifier*", "*lm_head*", "*qa_outputs*", "*score*"]
@@ -63,14 +64,14 @@ class HalfParams(BaseModel):
 
 def magnitude(params: MagnitudeParams) -> MagnitudePruning:
     """Unstructured L1 pruning of Linear weights to a target sparsity (one-shot, or gradual in a train stage)."""
-    from hone_plugins.compressors.pruning import MagnitudePruning
+    from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
 
     return MagnitudePruning(params.sparsity, params.scope, params.include, params.exclude)
 
 
 def structured(params: StructuredParams) -> StructuredPruning:
     """Remove the least important attention heads and FFN neurons: smaller, faster BERT-style encoders."""
-    from hone_plugins.compressors.pruning import StructuredPruning
+    from hone_plugins.compressors.pruning.structured import StructuredPruning
 
     return StructuredPruning(params.heads_fraction, params.ffn_fraction, params.importance, params.scope,
                              params.calibration_batches, params.batch_size)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hone.components import CompressionContext
-from hone_plugins.compressors.pruning import select_linear
+from hone_plugins.compressors.layers import select_linear
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
