@@ -55,6 +55,13 @@ def _flatten(name: str, tensor: torch.Tensor, out: dict[str, torch.Tensor]) -> N
         _flatten(key, getattr(tensor, attribute), out)
 
 
+def stored_values(tensor: torch.Tensor) -> torch.Tensor:
+    """The plain tensor saved under a weight's own name: a quantized tensor's integers, a subclass's data."""
+    while is_traceable_wrapper_subclass(tensor):
+        tensor = getattr(tensor, tensor.__tensor_flatten__()[0][0])
+    return tensor.int_repr() if tensor.is_quantized else tensor
+
+
 def plain_tensors(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """A state dict as plain tensors: quantized tensors, tensor subclasses and tuples of tensors (packed params) flattened."""
     out: dict[str, torch.Tensor] = {}

@@ -265,3 +265,15 @@ def test_tensor_subclasses_are_saved_as_their_plain_inner_tensors_and_rebuilt_fr
     assert torch.equal(fresh.weight.a, saved.weight.a) and torch.equal(fresh.weight.b, saved.weight.b)
     incomplete = fit_state(fresh.state_dict(), {"weight": flat["weight"], "bias": flat["bias"]})
     assert "weight" not in incomplete  # a part missing: the key is reported missing, not half-loaded
+
+
+def test_model_report_counts_float8_and_tensor_subclass_weights_by_their_stored_values() -> None:
+    two_tensor = pytest.importorskip("torch.testing._internal.two_tensor")
+    data = torch.tensor([[0.0, 1.0, 0.0, 2.0], [3.0, 0.0, 4.0, 5.0]])
+    subclass = torch.nn.Linear(4, 2, bias=False)
+    subclass.weight = torch.nn.Parameter(two_tensor.TwoTensor(data, torch.ones(2, 4)), requires_grad=False)
+    fp8 = torch.nn.Module()
+    fp8.register_buffer("weight", data.to(torch.float8_e4m3fn))  # count_nonzero has no float8 kernel
+    for module in (subclass, fp8):
+        report = model_report(module)
+        assert (report["parameters"], report["nonzero"], report["layer_sparsity"]) == (8, 5, {"": 0.375})
