@@ -4,6 +4,7 @@ save/restore round trip (safetensors weights + recipe) giving identical outputs.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ from hone.compression import model_report
 from hone.plugins import PluginHost, load_plugins
 
 LABELS = 5
+HAS_TORCHAO = importlib.util.find_spec("torchao") is not None
+needs_torchao = pytest.mark.skipif(not HAS_TORCHAO, reason="torchao is not installed (pip install 'hone-ml[torchao]')")
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +209,70 @@ def test_weight_int8_stores_int8_weights_and_stays_close(host: PluginHost, model
     assert report["quantized_layers"] == 13
 
 
+def test_dynamic_int8_refuses_before_work_where_torch_dropped_torch_ao(host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.ao.quantization
+
+    monkeypatch.delattr(torch.ao.quantization, "quantize_dynamic")
+    with pytest.raises(ValueError, match=r"no longer has: use int8-weight-only \(torchao; pip install 'hone-ml\[torchao\]'\)"):
+        host.registries.get("compressor", "dynamic-int8").build({})
+
+
+@needs_torchao
+@pytest.mark.parametrize(("name", "stored"), [("int8-weight-only", torch.int8), ("float8-weight-only", torch.float8_e4m3fn)])
+def test_torchao_weight_only_quantizes_linear_layers_and_stays_close(
+        host: PluginHost, model: torch.nn.Module, base: torch.nn.Module, name: str, stored: torch.dtype) -> None:
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    quantized, report = compress(host, name, model)
+    weight = quantized.bert.encoder.layer[0].intermediate.dense.weight
+    assert is_traceable_wrapper_subclass(weight) and weight.shape == (64, 32) and weight.qdata.dtype == stored
+    assert weight.scale.shape == (64, 1)  # per output row
+    assert type(quantized.classifier.weight.data) is torch.Tensor  # the task head is left alone by default
+    assert report["quantized_layers"] == 12 and report["recipe"]["layers"][0] == "bert.encoder.layer.0.attention.output.dense"
+    assert "cpu_only" not in report["recipe"]
+    assert torch.allclose(logits(quantized), logits(base), atol=0.01)
+    after, before = model_report(quantized), model_report(base)
+    assert after["parameters"] == before["parameters"] and after["size_bytes"] < 0.8 * before["size_bytes"]
+    assert after["layer_sparsity"]["bert.encoder.layer.0.intermediate.dense"] < 0.05
+
+
+@needs_torchao
+def test_torchao_weight_only_per_tensor_scales_and_layer_patterns(host: PluginHost, model: torch.nn.Module) -> None:
+    quantized, report = compress(host, "int8-weight-only", model, include=["*.intermediate.dense"], granularity="per_tensor")
+    assert report["quantized_layers"] == 2 and report["granularity"] == "per_tensor"
+    assert quantized.bert.encoder.layer[1].intermediate.dense.weight.scale.numel() == 1
+    assert type(quantized.bert.encoder.layer[1].output.dense.weight.data) is torch.Tensor
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a CUDA GPU")
+@needs_torchao
+def test_int4_weight_only_is_refused_on_a_cpu_before_any_work(host: PluginHost, model: torch.nn.Module) -> None:
+    before = model.bert.encoder.layer[0].intermediate.dense.weight
+    with pytest.raises(ValueError, match="int4-weight-only needs a CUDA GPU of compute capability 8.0 or newer .* "
+                                         "the model is on cpu .* Use int8-weight-only or float8-weight-only instead"):
+        compress(host, "int4-weight-only", model)
+    assert model.bert.encoder.layer[0].intermediate.dense.weight is before and next(model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 0), reason="needs CUDA 8.0+")
+@needs_torchao
+def test_int4_weight_only_on_a_gpu_round_trips(host: PluginHost, base: torch.nn.Module) -> None:
+    quantized, report = compress(host, "int4-weight-only", copy.deepcopy(base).cuda(), group_size=32)
+    assert report["quantized_layers"] == 12 and report["model_dtype"] == "bf16"
+    restored = round_trip(host, "int4-weight-only", {"group_size": 32}, quantized, report, type(base)(base.config))
+    ids = INPUTS.cuda()
+    with torch.inference_mode():
+        assert torch.equal(restored(input_ids=ids).logits, quantized(input_ids=ids).logits)
+
+
+def test_torchao_compressors_without_torchao_name_the_install(host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torchao", None)  # import torchao now raises ImportError
+    monkeypatch.setitem(sys.modules, "torchao.quantization", None)
+    for name in ("int8-weight-only", "float8-weight-only", "int4-weight-only"):
+        with pytest.raises(ValueError, match=r"needs torchao: pip install 'hone-ml\[torchao\]'"):
+            host.registries.get("compressor", name).build({})
+
+
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_half_casts_and_stays_close(host: PluginHost, model: torch.nn.Module, base: torch.nn.Module, dtype: str) -> None:
     cast, _ = compress(host, "half", model, dtype=dtype)
@@ -221,10 +288,17 @@ ROUND_TRIPS = [
     ("dynamic-int8", {"per_channel": False}),
     ("weight-int8", {"include": ["*.intermediate.dense", "*.output.dense"]}),
     ("half", {"dtype": "bf16"}),
+    pytest.param("int8-weight-only", {}, marks=needs_torchao),
+    pytest.param("float8-weight-only", {"granularity": "per_tensor"}, marks=needs_torchao),
 ]
 
 
-@pytest.mark.parametrize(("name", "params"), ROUND_TRIPS, ids=[n + "".join(f"-{k}={v}" for k, v in p.items() if k == "per_channel") for n, p in ROUND_TRIPS])
+def _round_trip_id(case: Any) -> str:
+    name, params = case.values if hasattr(case, "values") else case
+    return name + "".join(f"-{k}={v}" for k, v in params.items() if k == "per_channel")
+
+
+@pytest.mark.parametrize(("name", "params"), ROUND_TRIPS, ids=[_round_trip_id(c) for c in ROUND_TRIPS])
 def test_saved_weights_and_recipe_rebuild_an_identical_model(
         host: PluginHost, base: torch.nn.Module, name: str, params: dict[str, Any]) -> None:
     compressed, report = compress(host, name, copy.deepcopy(base), **params)

@@ -1,4 +1,5 @@
-"""Built-in compressors: magnitude and structured pruning, dynamic and weight-only int8, half precision.
+"""Built-in compressors: magnitude, Wanda and structured pruning; dynamic int8 (torch.ao), weight-only int8,
+float8 and int4 (torchao), a hand-written weight-only int8, half precision.
 
 Only params models and factories live here (``hone plugins`` imports this module); the
 implementations, which import torch, are in the submodules (``pruning.magnitude``, ``pruning.structured``, ``quantization``...).
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
     from hone_plugins.compressors.pruning.structured import StructuredPruning
     from hone_plugins.compressors.quantization import DynamicInt8, Half, WeightInt8
+    from hone_plugins.compressors.weight_only import WeightOnly
 
 HEADS = ["*classifier*", "*lm_head*", "*qa_outputs*", "*score*"]
 
@@ -57,6 +59,21 @@ class StructuredParams(BaseModel):
         return self
 
 
+class WeightOnlyParams(LayerSelection):
+    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Linear module names to leave alone "
+                               "(fnmatch patterns); default: the task heads (an LM head is often tied to the embeddings).")
+    granularity: Literal["per_row", "per_tensor"] = Field(
+        "per_row", description="One scale per output row of each weight (per_row), or one per weight (per_tensor).")
+
+
+class Int4WeightOnlyParams(LayerSelection):
+    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Linear module names to leave alone "
+                               "(fnmatch patterns); default: the task heads (an LM head is often tied to the embeddings).")
+    group_size: Literal[32, 64, 128, 256] = Field(
+        128, description="Input features sharing one scale and zero point; smaller: more accurate, a little larger. "
+        "Layers whose in_features it does not divide stay unquantized.")
+
+
 class HalfParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dtype: Literal["bf16", "fp16"] = Field("bf16", description="bf16 keeps fp32's range; fp16 is faster on older GPUs.")
@@ -91,6 +108,27 @@ def weight_int8(params: LayerSelection) -> WeightInt8:
     return WeightInt8(params.include, params.exclude)
 
 
+def int8_weight_only(params: WeightOnlyParams) -> WeightOnly:
+    """torchao weight-only int8 Linear layers (Int8WeightOnlyConfig): a quarter of fp32's size, CPU or GPU."""
+    from hone_plugins.compressors.weight_only import WeightOnly
+
+    return WeightOnly("int8", params.include, params.exclude, params.granularity)
+
+
+def float8_weight_only(params: WeightOnlyParams) -> WeightOnly:
+    """torchao weight-only float8 (e4m3) Linear layers (Float8WeightOnlyConfig); matmuls stay in the model's dtype."""
+    from hone_plugins.compressors.weight_only import WeightOnly
+
+    return WeightOnly("float8", params.include, params.exclude, params.granularity)
+
+
+def int4_weight_only(params: Int4WeightOnlyParams) -> WeightOnly:
+    """torchao weight-only int4 Linear layers, grouped scales, bf16 compute; needs a CUDA GPU of compute capability 8.0+."""
+    from hone_plugins.compressors.weight_only import WeightOnly
+
+    return WeightOnly("int4", params.include, params.exclude, group_size=params.group_size)
+
+
 def half(params: HalfParams) -> Half:
     """Cast the model to bf16 or fp16."""
     from hone_plugins.compressors.quantization import Half
@@ -105,3 +143,6 @@ def register_compressors(register: Register) -> None:
     register("dynamic-int8", dynamic_int8, DynamicInt8Params)
     register("weight-int8", weight_int8, LayerSelection)
     register("half", half, HalfParams)
+    register("int8-weight-only", int8_weight_only, WeightOnlyParams)
+    register("float8-weight-only", float8_weight_only, WeightOnlyParams)
+    register("int4-weight-only", int4_weight_only, Int4WeightOnlyParams)
