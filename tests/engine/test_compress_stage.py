@@ -71,6 +71,7 @@ COMPRESSORS = [
     {"name": "dynamic-int8"},
     {"name": "weight-int8"},
     {"name": "half", "dtype": "bf16"},
+    {"name": "wanda", "sparsity": 0.5, "calibration_batches": 2, "batch_size": 4},
     pytest.param({"name": "int8-weight-only"}, marks=needs_torchao),
     pytest.param({"name": "float8-weight-only"}, marks=needs_torchao),
 ]
@@ -155,18 +156,19 @@ def test_a_resumed_run_rebuilds_the_compressed_model(
     assert torch.equal(logits(captured["model"].eval(), tokenizer), logits(expected["model"].eval(), tokenizer))
 
 
-def budget_stage(candidates: list[float], value: float, **budget: Any) -> dict[str, Any]:
+def budget_stage(candidates: list[float], value: float, compressor: str = "magnitude", **budget: Any) -> dict[str, Any]:
     # the tiny model's encoder is random, so pruning it barely moves the loss; pruning its trained head does, steadily
     return {"type": "compress", "name": "prune",
-            "compressor": {"name": "magnitude", "include": ["classifier"], "exclude": []},
+            "compressor": {"name": compressor, "include": ["classifier"], "exclude": []},
             "max_drop": {"metric": "loss", "value": value, **budget},
             "search": {"param": "sparsity", "candidates": candidates}}
 
 
+@pytest.mark.parametrize("compressor", ["magnitude", "wanda"])
 def test_accuracy_budget_keeps_the_strongest_setting_within_budget(
-        tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, compressor: str) -> None:
     candidates = [0.99, 0.9, 0.5, 0.2, 0.0]
-    spec = spec_with(tiny_bert, HEAD, budget_stage(candidates, 0.1))
+    spec = spec_with(tiny_bert, HEAD, budget_stage(candidates, 0.1, compressor))
     run_dir, captured = run_capturing(tmp_path, spec, monkeypatch)
     budget = json.loads((run_dir / "metrics.json").read_text())["prune"]["budget"]
     tried = budget["tried"]
@@ -228,10 +230,12 @@ def test_budget_specs_are_checked_before_anything_runs(tiny_bert: Path, stage: d
     assert message in str(raised.value)
 
 
-def test_gradual_pruning_during_training_reaches_the_target(tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compressor", ["magnitude", "wanda"])
+def test_gradual_pruning_during_training_reaches_the_target(
+        tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, compressor: str) -> None:
     train = {"type": "train", "name": "prune", "epochs": 2, "batch_size": 8, "logging_steps": 1,
              "optimizer": {"name": "adamw", "lr": 1e-3},
-             "pruning": {"compressor": {"name": "magnitude", "sparsity": 0.6}, "end": 0.5, "every": 2}}
+             "pruning": {"compressor": {"name": compressor, "sparsity": 0.6}, "end": 0.5, "every": 2}}
     run_dir, captured = run_capturing(tmp_path, spec_with(tiny_bert, train), monkeypatch)
     result = json.loads((run_dir / "metrics.json").read_text())["prune"]
     assert result["pruning"]["target_sparsity"] == 0.6 and result["pruning"]["schedule"] == {"start": 0, "end": 8, "every": 2}

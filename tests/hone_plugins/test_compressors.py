@@ -351,3 +351,121 @@ def test_model_report_counts_float8_and_tensor_subclass_weights_by_their_stored_
     for module in (subclass, fp8):
         report = model_report(module)
         assert (report["parameters"], report["nonzero"], report["layer_sparsity"]) == (8, 5, {"": 0.375})
+
+
+def rows_zeros(weight: torch.Tensor) -> set[int]:
+    """The distinct numbers of zeros in the rows of an (out, in) weight."""
+    return set((weight == 0).sum(1).tolist())
+
+
+def test_wanda_prunes_exactly_the_share_of_every_output_row(host: PluginHost, model: torch.nn.Module, base: torch.nn.Module) -> None:
+    classifier = model.classifier.weight.detach().clone()
+    pruned, report = compress(host, "wanda", model, calibration_context(model), sparsity=0.5, calibration_batches=2)
+    weights = linear_weights(pruned)
+    assert all(rows_zeros(w) == {w.shape[1] // 2} for w in weights.values())
+    assert torch.equal(pruned.classifier.weight, classifier)
+    assert report["pruned_layers"] == len(weights) == 12 and report["sparsity"] == 0.5 and report["n_m"] is None
+    assert report["calibration_tokens"] == 2 * 4 * 10 and report["unused_layers"] == []
+    assert "recipe" not in report  # zeros only: saved and reloaded like any model
+
+
+def test_wanda_n_m_pattern_holds_in_every_group_of_m(host: PluginHost, model: torch.nn.Module) -> None:
+    pruned, report = compress(host, "wanda", model, calibration_context(model), n_m=[2, 4])
+    assert report["sparsity"] == 0.5 and report["n_m"] == [2, 4]
+    for weight in linear_weights(pruned).values():
+        nonzero_per_group = (weight != 0).reshape(weight.shape[0], -1, 4).sum(-1)
+        assert bool((nonzero_per_group == 2).all())
+
+
+def feature_model() -> tuple[torch.nn.Module, CompressionContext]:
+    """One Linear whose input feature 0 is 100x louder than the others, and a context feeding it."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.1, 1.0, 0.9, 0.8]] * 3))
+    x = torch.randn(32, 4)
+    x = x / x.norm(dim=0) * torch.tensor([100.0, 1.0, 1.0, 1.0])  # input norms 100, 1, 1, 1
+    context = CompressionContext(calibration_batches=lambda count, size: [{"x": x}], loss=lambda m, b: m(b["x"]).sum())
+    return model, context
+
+
+def test_wanda_keeps_small_weights_on_loud_inputs_where_magnitude_drops_them(host: PluginHost) -> None:
+    model, context = feature_model()
+    by_magnitude, _ = compress(host, "magnitude", copy.deepcopy(model), sparsity=0.25, exclude=[])
+    by_wanda, _ = compress(host, "wanda", model, context, sparsity=0.25, exclude=[])
+    assert bool((by_magnitude[0].weight[:, 0] == 0).all())
+    assert bool((by_wanda[0].weight[:, 0] != 0).all()) and bool((by_wanda[0].weight[:, 3] == 0).all())
+
+
+def test_wanda_refuses_before_work_without_data_or_with_widths_m_does_not_divide(host: PluginHost) -> None:
+    model, context = feature_model()
+    with pytest.raises(ValueError, match="wanda needs calibration batches from the run's training data"):
+        compress(host, "wanda", copy.deepcopy(model), exclude=[])
+    ragged = torch.nn.Sequential(torch.nn.Linear(6, 4))
+    calls: list[int] = []
+    context = CompressionContext(calibration_batches=lambda count, size: calls.append(1) or [], loss=lambda m, b: None)
+    with pytest.raises(ValueError, match=r"n_m \[2, 4\]: in_features of 0 is not a multiple of 4"):
+        compress(host, "wanda", ragged, context, n_m=[2, 4], exclude=[])
+    assert not calls  # refused before calibrating
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="sets the sparsity to 0.5; leave `sparsity` out"):
+        host.registries.get("compressor", "wanda").build({"n_m": [2, 4], "sparsity": 0.7})
+    with pytest.raises(ValidationError, match="needs 1 <= N < M"):
+        host.registries.get("compressor", "wanda").build({"n_m": [4, 4]})
+
+
+def forward_steps(model: torch.nn.Module, hook: Any, steps: range) -> list[float]:
+    """Training-like steps: a forward pass (the hooks see it), weights moved, then the hook; the sparsity after each."""
+    seen = []
+    for step in steps:
+        with torch.no_grad():
+            model(input_ids=INPUTS, attention_mask=torch.ones_like(INPUTS))
+            for weight in linear_weights(model).values():
+                weight.add_(0.001)  # an optimizer step moves pruned weights too
+        hook.after_step(model, step)
+        weights = linear_weights(model)
+        seen.append(sum(int((w == 0).sum()) for w in weights.values()) / sum(w.numel() for w in weights.values()))
+    return seen
+
+
+@pytest.mark.parametrize("params", [{"sparsity": 0.75}, {"n_m": [2, 4]}], ids=["share", "n_m"])
+def test_gradual_wanda_ends_at_the_target_with_exact_rows(host: PluginHost, model: torch.nn.Module, params: dict[str, Any]) -> None:
+    pruner = host.registries.get("compressor", "wanda").build(params)
+    hook = pruner.gradual(model, 20, 2, 12, 2)
+    seen = forward_steps(model, hook, range(1, 21))
+    target = 0.75 if "sparsity" in params else 0.5
+    assert seen[0] == 0.0 and seen == sorted(seen) and any(0 < s < target for s in seen)
+    assert seen[11] == pytest.approx(target) and seen[-1] == pytest.approx(target)
+    for weight in linear_weights(model).values():
+        if "n_m" in params:
+            assert bool(((weight != 0).reshape(weight.shape[0], -1, 4).sum(-1) == 2).all())
+        else:
+            assert rows_zeros(weight) == {round(0.75 * weight.shape[1])}
+    assert hook.norms is None and not model._forward_pre_hooks  # the hooks are gone once the schedule is done
+    assert hook.report(model)["target_sparsity"] == target
+
+
+def test_gradual_wanda_from_step_zero_to_zero_only_keeps_the_zeros(host: PluginHost, model: torch.nn.Module) -> None:
+    pruned, _ = compress(host, "wanda", model, calibration_context(model), sparsity=0.5)
+    hook = host.registries.get("compressor", "wanda").build({"sparsity": 0.5}).gradual(pruned, 10, 0, 0, 1)
+    assert hook.norms is None  # nothing to measure: no forward hooks during the fine-tune
+    assert forward_steps(pruned, hook, range(1, 4)) == [pytest.approx(0.5)] * 3
+
+
+def test_wanda_input_norms_leave_padding_out(model: torch.nn.Module) -> None:
+    from hone_plugins.compressors.pruning.wanda import InputNorms
+
+    name = "bert.encoder.layer.0.intermediate.dense"
+    layer = model.get_submodule(name)
+    mask = torch.ones_like(INPUTS)
+    mask[:, 8:] = 0
+    seen: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].detach()))
+    norms = InputNorms(model, {name: layer})
+    with torch.no_grad():
+        model(input_ids=INPUTS, attention_mask=mask)
+    norms.remove()
+    handle.remove()
+    assert norms.tokens[name] == 4 * 8 and not layer._forward_hooks and not model._forward_pre_hooks
+    assert torch.allclose(norms.norms(name), seen[0][:, :8].reshape(-1, 32).norm(dim=0))

@@ -17,6 +17,7 @@ from hone.registry import Register
 if TYPE_CHECKING:
     from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
     from hone_plugins.compressors.pruning.structured import StructuredPruning
+    from hone_plugins.compressors.pruning.wanda import WandaPruning
     from hone_plugins.compressors.quantization import DynamicInt8, Half, WeightInt8
     from hone_plugins.compressors.weight_only import WeightOnly
 
@@ -39,6 +40,29 @@ class MagnitudeParams(LayerSelection):
     scope: Literal["layer", "global"] = Field("layer", description="Rank weights within each layer, or over all selected layers.")
     exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Linear module names to leave alone "
                                "(fnmatch patterns); default: the task heads.")
+
+
+class WandaParams(LayerSelection):
+    sparsity: float = Field(0.5, ge=0, lt=1, description="Share of each output row's weights set to zero (every row "
+                            "loses exactly this share). With n_m: 1 - N/M, which need not be given.")
+    n_m: tuple[int, int] | None = Field(None, description="N:M sparsity instead of a share: at most N non-zero weights in "
+                                        "every M consecutive inputs of a row, e.g. [2, 4] (2:4 runs faster on NVIDIA GPUs "
+                                        "with torch's semi-structured kernels; on a CPU it only zeroes weights).")
+    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Layer names to leave alone "
+                               "(fnmatch patterns); default: the task heads.")
+    calibration_batches: int = Field(8, ge=1, description="Training batches whose inputs measure each input feature's "
+                                     "norm (one-shot; in a train stage's pruning the training batches do).")
+    batch_size: int = Field(16, ge=1, description="Examples per calibration batch.")
+
+    @model_validator(mode="after")
+    def _pattern(self) -> WandaParams:
+        if self.n_m is not None:
+            n, m = self.n_m
+            if not 1 <= n < m:
+                raise ValueError(f"n_m [N, M] needs 1 <= N < M (e.g. [2, 4]); got {list(self.n_m)}")
+            if "sparsity" in self.model_fields_set and abs(self.sparsity - (1 - n / m)) > 1e-6:
+                raise ValueError(f"n_m {list(self.n_m)} sets the sparsity to {1 - n / m:g}; leave `sparsity` out")
+        return self
 
 
 class StructuredParams(BaseModel):
@@ -84,6 +108,14 @@ def magnitude(params: MagnitudeParams) -> MagnitudePruning:
     from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
 
     return MagnitudePruning(params.sparsity, params.scope, params.include, params.exclude)
+
+
+def wanda(params: WandaParams) -> WandaPruning:
+    """Wanda pruning: |weight| x input-feature norm from calibration data, per output row, to a share or N:M."""
+    from hone_plugins.compressors.pruning.wanda import WandaPruning
+
+    return WandaPruning(params.sparsity, params.n_m, params.include, params.exclude, params.calibration_batches,
+                        params.batch_size)
 
 
 def structured(params: StructuredParams) -> StructuredPruning:
@@ -139,6 +171,7 @@ def half(params: HalfParams) -> Half:
 @hookimpl
 def register_compressors(register: Register) -> None:
     register("magnitude", magnitude, MagnitudeParams)
+    register("wanda", wanda, WandaParams)
     register("structured", structured, StructuredParams)
     register("dynamic-int8", dynamic_int8, DynamicInt8Params)
     register("weight-int8", weight_int8, LayerSelection)
