@@ -273,3 +273,32 @@ def test_the_compression_benchmark_runs_on_a_few_sentences(tmp_path: Path, tiny_
     assert len(rows) == 5 and list(rows)[0] == "fp32 (teacher)"
     assert not [r["error"] for r in rows.values() if "error" in r]
     assert "| fp32 (teacher) | " in result.stdout and "speed-up b32 / b1" in result.stdout
+
+
+@pytest.mark.parametrize("compressor", [
+    {"name": "structured", "heads_fraction": 0.5, "ffn_fraction": 0.5, "calibration_batches": 2, "batch_size": 4},
+    {"name": "wanda", "n_m": [2, 4], "calibration_batches": 2, "batch_size": 4},
+], ids=["structured", "wanda-2:4"])
+def test_a_compressed_causal_lm_reloads_for_hone_predict(
+        tmp_path: Path, tiny_gpt2: Path, monkeypatch: pytest.MonkeyPatch, compressor: dict[str, Any]) -> None:
+    from hone.predict import load_predictor
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": "john smith lives in paris ."}) + "\n" for _ in range(16)))
+    spec = {"name": "lm", "model": str(tiny_gpt2), "device": "cpu", "task": {"name": "causal-lm", "max_length": 16},
+            "data": {"reader": "jsonl", "train": str(corpus), "validation": str(corpus)},
+            "stages": [{"type": "train", "epochs": 2, "batch_size": 8, "optimizer": {"name": "adamw", "lr": 5e-3}},
+                       {"type": "compress", "name": "compress", "compressor": compressor}]}
+    run_dir, captured = run_capturing(tmp_path, spec, monkeypatch)
+    changes = json.loads((run_dir / "metrics.json").read_text())["compress"]["changes"]
+    _, model, tokenizer, _ = load_predictor(str(run_dir), load_plugins(warn=False), device="cpu")
+    if compressor["name"] == "structured":
+        assert changes["architecture"] == "gpt2" and changes["heads"] == [4, 2]
+        assert model.transformer.h[0].attn.c_attn.weight.shape == (32, 48)
+    else:
+        assert changes["pruned_layers"] == 8 and changes["n_m"] == [2, 4]  # the tied LM head is left alone
+    encoding = tokenizer(["john smith lives"], return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.equal(model(**encoding).logits, captured["model"].eval()(**encoding).logits)
+        generated = model.generate(**encoding, max_new_tokens=4, do_sample=False)
+        assert torch.equal(generated, captured["model"].generate(**encoding, max_new_tokens=4, do_sample=False))

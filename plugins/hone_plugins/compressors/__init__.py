@@ -67,14 +67,18 @@ class WandaParams(LayerSelection):
 
 class StructuredParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    heads_fraction: float = Field(0.25, ge=0, lt=1, description="Share of attention heads to remove.")
+    heads_fraction: float = Field(0.25, ge=0, lt=1, description="Share of attention (query) heads to remove.")
     ffn_fraction: float = Field(0.25, ge=0, lt=1, description="Share of feed-forward (intermediate) neurons to remove.")
     importance: Literal["auto", "gradient", "magnitude"] = Field(
         "auto", description="gradient: |dLoss/dgate| on calibration batches (Michel et al.); magnitude: weight norms; "
         "auto: gradient when the run has training data.")
     scope: Literal["layer", "global"] = Field("layer", description="Remove the same share in every layer, or rank over all layers.")
+    gqa: Literal["groups", "queries"] = Field(
+        "groups", description="Decoders with grouped-query attention (fewer key/value heads than query heads): remove "
+        "whole key/value groups with their query heads (groups: the KV cache shrinks too), or the same number of query "
+        "heads from every group (queries: key/value heads stay). The same for multi-head attention.")
     calibration_batches: int = Field(16, ge=1, description="Training batches used to score importance (gradient).")
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="Examples per calibration batch.")
 
     @model_validator(mode="after")
     def _something(self) -> StructuredParams:
@@ -119,11 +123,11 @@ def wanda(params: WandaParams) -> WandaPruning:
 
 
 def structured(params: StructuredParams) -> StructuredPruning:
-    """Remove the least important attention heads and FFN neurons: smaller, faster BERT-style encoders."""
+    """Remove the least important attention heads and FFN neurons: smaller, faster BERT, GPT-2 and Llama-style models."""
     from hone_plugins.compressors.pruning.structured import StructuredPruning
 
     return StructuredPruning(params.heads_fraction, params.ffn_fraction, params.importance, params.scope,
-                             params.calibration_batches, params.batch_size)
+                             params.calibration_batches, params.batch_size, params.gqa)
 
 
 def dynamic_int8(params: DynamicInt8Params) -> DynamicInt8:

@@ -40,3 +40,27 @@ def select_prunable(model: nn.Module, include: Sequence[str], exclude: Sequence[
 def out_in(module: nn.Module) -> torch.Tensor:
     """A layer's weight as (out_features, in_features): the parameter itself, or a view of a Conv1D's."""
     return module.weight.t() if is_conv1d(module) else module.weight
+
+
+def shrink(module: nn.Module, out_index: torch.Tensor | None = None, in_index: torch.Tensor | None = None) -> nn.Module:
+    """A smaller copy of a Linear or Conv1D keeping output features ``out_index`` and input features ``in_index``."""
+    weight = out_in(module).detach()
+    if out_index is not None:
+        weight = weight[out_index]
+    if in_index is not None:
+        weight = weight[:, in_index]
+    bias = module.bias
+    if bias is not None and out_index is not None:
+        bias = bias[out_index]
+    out_features, in_features = weight.shape
+    if is_conv1d(module):
+        new: nn.Module = type(module)(out_features, in_features)
+        weight = weight.t()
+    else:
+        new = nn.Linear(in_features, out_features, bias=module.bias is not None)
+    new = new.to(device=module.weight.device, dtype=module.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    return new
