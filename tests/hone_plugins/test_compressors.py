@@ -469,3 +469,23 @@ def test_wanda_input_norms_leave_padding_out(model: torch.nn.Module) -> None:
     handle.remove()
     assert norms.tokens[name] == 4 * 8 and not layer._forward_hooks and not model._forward_pre_hooks
     assert torch.allclose(norms.norms(name), seen[0][:, :8].reshape(-1, 32).norm(dim=0))
+
+
+NEW_COMPRESSORS = {"wanda", "int8-weight-only", "float8-weight-only", "int4-weight-only"}
+
+
+def test_hone_plugins_lists_the_compressors_and_every_parameter_is_described(
+        host: PluginHost, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from hone.cli import main
+
+    assert main(["plugins", "--json"]) == 0
+    plugin = next(p for p in json.loads(capsys.readouterr().out) if p["name"] == "compressors")
+    assert plugin["status"] == "ok" and NEW_COMPRESSORS | {"magnitude", "structured"} <= set(plugin["components"]["compressor"])
+    builtin = [c for c in host.registries["compressor"] if c.origin.module == "hone_plugins.compressors"]
+    assert {c.name for c in builtin} >= NEW_COMPRESSORS
+    for component in builtin:
+        assert component.doc, component.name
+        for field, info in component.params.model_fields.items():
+            assert info.description, f"{component.name}.{field} has no description"
