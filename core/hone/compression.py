@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hone.components import CompressionContext, StepHook
-from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
+from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps, stored_values
 from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import ComponentError, HoneError
 from hone.run.evaluation import evaluate, scalars
@@ -31,7 +31,10 @@ def _weight_of(module: torch.nn.Module) -> torch.Tensor | None:
 
 
 def _nonzero(tensor: torch.Tensor) -> int:
-    return int(torch.count_nonzero(tensor.int_repr() if tensor.is_quantized else tensor))
+    tensor = stored_values(tensor)
+    if tensor.is_floating_point() and tensor.element_size() == 1:  # float8 has no count_nonzero kernel: count its bytes
+        tensor = tensor.view(torch.uint8)
+    return int(torch.count_nonzero(tensor))
 
 
 def size_on_disk(model: torch.nn.Module) -> int:

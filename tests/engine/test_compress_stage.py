@@ -3,6 +3,7 @@ outputs (``hone predict`` and resume), accuracy budgets, and gradual pruning in 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -63,16 +64,24 @@ def predict_cli(run_dir: Path, tmp_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in target.read_text().splitlines()]
 
 
+needs_torchao = pytest.mark.skipif(importlib.util.find_spec("torchao") is None, reason="torchao is not installed")
 COMPRESSORS = [
     {"name": "magnitude", "sparsity": 0.5},
     {"name": "structured", "heads_fraction": 0.5, "ffn_fraction": 0.5, "calibration_batches": 2, "batch_size": 4},
     {"name": "dynamic-int8"},
     {"name": "weight-int8"},
     {"name": "half", "dtype": "bf16"},
+    {"name": "wanda", "sparsity": 0.5, "calibration_batches": 2, "batch_size": 4},
+    pytest.param({"name": "int8-weight-only"}, marks=needs_torchao),
+    pytest.param({"name": "float8-weight-only"}, marks=needs_torchao),
 ]
 
 
-@pytest.mark.parametrize("compressor", COMPRESSORS, ids=[c["name"] for c in COMPRESSORS])
+def _name(case: Any) -> str:
+    return (case if isinstance(case, dict) else case.values[0])["name"]
+
+
+@pytest.mark.parametrize("compressor", COMPRESSORS, ids=[_name(c) for c in COMPRESSORS])
 def test_compressed_run_reports_and_reloads_with_identical_outputs(
         tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, compressor: dict[str, Any]) -> None:
     from hone.predict import load_predictor
@@ -82,7 +91,7 @@ def test_compressed_run_reports_and_reloads_with_identical_outputs(
     result = json.loads((run_dir / "metrics.json").read_text())["compress"]
     assert result["compressor"] == compressor["name"] and result["changes"]
     before, after = result["before"], result["after"]
-    if compressor["name"] == "magnitude":
+    if compressor["name"] in ("magnitude", "wanda"):
         assert after["nonzero"] < 0.75 * before["nonzero"] and after["parameters"] == before["parameters"]
     else:
         assert after["size_bytes"] < 0.75 * before["size_bytes"]
@@ -92,7 +101,7 @@ def test_compressed_run_reports_and_reloads_with_identical_outputs(
     events = [e for e in read_events(run_dir / "events.jsonl") if e["event"] == "compression_done"]
     assert len(events) == 1 and events[0]["after"]["parameters"] == result["after"]["parameters"]
 
-    structural = compressor["name"] != "magnitude"
+    structural = compressor["name"] not in ("magnitude", "wanda")
     assert (run_dir / "model" / "compressed.safetensors").exists() == structural
     assert (run_dir / "model" / "model.safetensors").exists() != structural
     steps = json.loads((run_dir / "model" / "compression.json").read_text())["steps"]
@@ -122,10 +131,12 @@ RESUMES = [
     ({"name": "structured", "heads_fraction": 0.5, "ffn_fraction": 0.5, "calibration_batches": 2, "batch_size": 4},
      StopAt("step_end", "recover", step=3)),
     ({"name": "dynamic-int8"}, StopAt("stage_start", "test")),
+    pytest.param({"name": "int8-weight-only"}, StopAt("stage_start", "test"), marks=needs_torchao),
 ]
 
 
-@pytest.mark.parametrize(("compressor", "stopper"), RESUMES, ids=["structured-mid-recovery", "dynamic-int8-after-compress"])
+@pytest.mark.parametrize(("compressor", "stopper"), RESUMES,
+                         ids=["structured-mid-recovery", "dynamic-int8-after-compress", "int8-weight-only-after-compress"])
 def test_a_resumed_run_rebuilds_the_compressed_model(
         tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, compressor: dict[str, Any], stopper: StopAt) -> None:
     recover = {"type": "train", "name": "recover", "epochs": 1, "batch_size": 8, "checkpoint_steps": 2, "logging_steps": 1,
@@ -145,18 +156,19 @@ def test_a_resumed_run_rebuilds_the_compressed_model(
     assert torch.equal(logits(captured["model"].eval(), tokenizer), logits(expected["model"].eval(), tokenizer))
 
 
-def budget_stage(candidates: list[float], value: float, **budget: Any) -> dict[str, Any]:
+def budget_stage(candidates: list[float], value: float, compressor: str = "magnitude", **budget: Any) -> dict[str, Any]:
     # the tiny model's encoder is random, so pruning it barely moves the loss; pruning its trained head does, steadily
     return {"type": "compress", "name": "prune",
-            "compressor": {"name": "magnitude", "include": ["classifier"], "exclude": []},
+            "compressor": {"name": compressor, "include": ["classifier"], "exclude": []},
             "max_drop": {"metric": "loss", "value": value, **budget},
             "search": {"param": "sparsity", "candidates": candidates}}
 
 
+@pytest.mark.parametrize("compressor", ["magnitude", "wanda"])
 def test_accuracy_budget_keeps_the_strongest_setting_within_budget(
-        tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, compressor: str) -> None:
     candidates = [0.99, 0.9, 0.5, 0.2, 0.0]
-    spec = spec_with(tiny_bert, HEAD, budget_stage(candidates, 0.1))
+    spec = spec_with(tiny_bert, HEAD, budget_stage(candidates, 0.1, compressor))
     run_dir, captured = run_capturing(tmp_path, spec, monkeypatch)
     budget = json.loads((run_dir / "metrics.json").read_text())["prune"]["budget"]
     tried = budget["tried"]
@@ -218,10 +230,12 @@ def test_budget_specs_are_checked_before_anything_runs(tiny_bert: Path, stage: d
     assert message in str(raised.value)
 
 
-def test_gradual_pruning_during_training_reaches_the_target(tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compressor", ["magnitude", "wanda"])
+def test_gradual_pruning_during_training_reaches_the_target(
+        tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, compressor: str) -> None:
     train = {"type": "train", "name": "prune", "epochs": 2, "batch_size": 8, "logging_steps": 1,
              "optimizer": {"name": "adamw", "lr": 1e-3},
-             "pruning": {"compressor": {"name": "magnitude", "sparsity": 0.6}, "end": 0.5, "every": 2}}
+             "pruning": {"compressor": {"name": compressor, "sparsity": 0.6}, "end": 0.5, "every": 2}}
     run_dir, captured = run_capturing(tmp_path, spec_with(tiny_bert, train), monkeypatch)
     result = json.loads((run_dir / "metrics.json").read_text())["prune"]
     assert result["pruning"]["target_sparsity"] == 0.6 and result["pruning"]["schedule"] == {"start": 0, "end": 8, "every": 2}
@@ -259,3 +273,32 @@ def test_the_compression_benchmark_runs_on_a_few_sentences(tmp_path: Path, tiny_
     assert len(rows) == 5 and list(rows)[0] == "fp32 (teacher)"
     assert not [r["error"] for r in rows.values() if "error" in r]
     assert "| fp32 (teacher) | " in result.stdout and "speed-up b32 / b1" in result.stdout
+
+
+@pytest.mark.parametrize("compressor", [
+    {"name": "structured", "heads_fraction": 0.5, "ffn_fraction": 0.5, "calibration_batches": 2, "batch_size": 4},
+    {"name": "wanda", "n_m": [2, 4], "calibration_batches": 2, "batch_size": 4},
+], ids=["structured", "wanda-2:4"])
+def test_a_compressed_causal_lm_reloads_for_hone_predict(
+        tmp_path: Path, tiny_gpt2: Path, monkeypatch: pytest.MonkeyPatch, compressor: dict[str, Any]) -> None:
+    from hone.predict import load_predictor
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": "john smith lives in paris ."}) + "\n" for _ in range(16)))
+    spec = {"name": "lm", "model": str(tiny_gpt2), "device": "cpu", "task": {"name": "causal-lm", "max_length": 16},
+            "data": {"reader": "jsonl", "train": str(corpus), "validation": str(corpus)},
+            "stages": [{"type": "train", "epochs": 2, "batch_size": 8, "optimizer": {"name": "adamw", "lr": 5e-3}},
+                       {"type": "compress", "name": "compress", "compressor": compressor}]}
+    run_dir, captured = run_capturing(tmp_path, spec, monkeypatch)
+    changes = json.loads((run_dir / "metrics.json").read_text())["compress"]["changes"]
+    _, model, tokenizer, _ = load_predictor(str(run_dir), load_plugins(warn=False), device="cpu")
+    if compressor["name"] == "structured":
+        assert changes["architecture"] == "gpt2" and changes["heads"] == [4, 2]
+        assert model.transformer.h[0].attn.c_attn.weight.shape == (32, 48)
+    else:
+        assert changes["pruned_layers"] == 8 and changes["n_m"] == [2, 4]  # the tied LM head is left alone
+    encoding = tokenizer(["john smith lives"], return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.equal(model(**encoding).logits, captured["model"].eval()(**encoding).logits)
+        generated = model.generate(**encoding, max_new_tokens=4, do_sample=False)
+        assert torch.equal(generated, captured["model"].generate(**encoding, max_new_tokens=4, do_sample=False))

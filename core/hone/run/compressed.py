@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
 from hone.errors import HoneError
 from hone.host import PluginHost
@@ -35,21 +36,59 @@ def _encode(name: str, tensor: torch.Tensor, out: dict[str, torch.Tensor]) -> No
         out[name + _AXIS] = torch.tensor(tensor.q_per_channel_axis(), dtype=torch.int64)
 
 
+def _inner_names(name: str, tensor: torch.Tensor) -> list[tuple[str, str]]:
+    """(key, attribute) of a tensor subclass's inner tensors: the first (its data) keeps ``name``, the others
+    are ``name@attribute`` (as a quantized tensor's scale is ``name@scale``)."""
+    attributes, _ = tensor.__tensor_flatten__()
+    return [(name if i == 0 else f"{name}@{attribute}", attribute) for i, attribute in enumerate(attributes)]
+
+
+def _flatten(name: str, tensor: torch.Tensor, out: dict[str, torch.Tensor]) -> None:
+    """A tensor subclass (e.g. torchao's quantized weights) becomes its inner plain tensors, recursively; its
+    metadata is structure, which ``restore()`` rebuilds."""
+    if not is_traceable_wrapper_subclass(tensor):
+        _encode(name, tensor, out)
+        return
+    for key, attribute in _inner_names(name, tensor):
+        if key in out:
+            raise HoneError(f"cannot save tensor {name!r} of {type(tensor).__name__}: inner tensor names collide at {key!r}")
+        _flatten(key, getattr(tensor, attribute), out)
+
+
+def stored_values(tensor: torch.Tensor) -> torch.Tensor:
+    """The plain tensor saved under a weight's own name: a quantized tensor's integers, a subclass's data."""
+    while is_traceable_wrapper_subclass(tensor):
+        tensor = getattr(tensor, tensor.__tensor_flatten__()[0][0])
+    return tensor.int_repr() if tensor.is_quantized else tensor
+
+
 def plain_tensors(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """A state dict as plain tensors: quantized tensors and tuples of tensors (packed params) flattened."""
+    """A state dict as plain tensors: quantized tensors, tensor subclasses and tuples of tensors (packed params) flattened."""
     out: dict[str, torch.Tensor] = {}
     for name, value in state.items():
         if isinstance(value, torch.Tensor):
-            _encode(name, value, out)
+            _flatten(name, value, out)
         elif isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) or v is None for v in value):
             for i, item in enumerate(value):
                 if item is not None:
-                    _encode(f"{name}.{i}", item, out)
+                    _flatten(f"{name}.{i}", item, out)
         # anything else (a dtype, a flag) is structure: restore() rebuilds it and the template supplies it
     return out
 
 
+def _keys(name: str, like: Any) -> list[str]:
+    """The plain tensors' names that :func:`_decode` reads for ``like`` (a subclass has several)."""
+    if isinstance(like, torch.Tensor) and is_traceable_wrapper_subclass(like):
+        return [k for key, attribute in _inner_names(name, like) for k in _keys(key, getattr(like, attribute))]
+    return [name]
+
+
 def _decode(name: str, like: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(like, torch.Tensor) and is_traceable_wrapper_subclass(like):
+        # the template (a freshly restored model) supplies the subclass's type, metadata and device; the file its data
+        inner = {attribute: _decode(key, getattr(like, attribute), tensors).to(getattr(like, attribute).device)
+                 for key, attribute in _inner_names(name, like)}
+        return type(like).__tensor_unflatten__(inner, like.__tensor_flatten__()[1], like.size(), like.stride())
     value = tensors[name]
     if not (isinstance(like, torch.Tensor) and like.is_quantized):
         return value
@@ -68,9 +107,10 @@ def fit_state(template: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) 
     used: set[str] = set()
     for name, like in template.items():
         if isinstance(like, torch.Tensor):
-            if name in tensors:
+            keys = _keys(name, like)
+            if all(k in tensors for k in keys):
                 state[name] = _decode(name, like, tensors)
-                used.add(name)
+            used.update(keys)  # a subclass with a part missing is reported missing, not loaded as a plain tensor
         elif isinstance(like, (tuple, list)) and like and all(isinstance(v, torch.Tensor) or v is None for v in like):
             parts = [f"{name}.{i}" for i in range(len(like))]
             if any(p in tensors for p in parts):
@@ -157,12 +197,18 @@ def load_weights(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], wh
     """Load every tensor strictly; a key may be missing only if it shares storage with one loaded (tied weights)."""
     state = model.state_dict()
     missing, unexpected = model.load_state_dict(fit_state(state, tensors), strict=False)
-    loaded = {state[k].untyped_storage().data_ptr() for k in state if k in tensors and isinstance(state[k], torch.Tensor)
-              and not state[k].is_quantized and state[k].numel()}
-    untied = [k for k in missing if not (isinstance(state.get(k), torch.Tensor) and state[k].numel()
-                                          and state[k].untyped_storage().data_ptr() in loaded)]
+    loaded = {_storage(state[k]) for k in state if k in tensors} - {None}
+    untied = [k for k in missing if _storage(state.get(k)) not in loaded]
     if untied or unexpected:
         raise HoneError(f"{where}: the weights do not fit the compressed model (missing: {untied[:5]}, unexpected: {unexpected[:5]})")
+
+
+def _storage(tensor: Any) -> int | None:
+    """The address of a plain tensor's storage (to recognise tied weights); None for anything else."""
+    if (not isinstance(tensor, torch.Tensor) or tensor.is_quantized or is_traceable_wrapper_subclass(tensor)
+            or not tensor.numel()):
+        return None
+    return tensor.untyped_storage().data_ptr()
 
 
 def load_compressed_model(folder: Path, host: PluginHost) -> torch.nn.Module:

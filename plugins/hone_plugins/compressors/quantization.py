@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hone.components import CompressionContext
-from hone_plugins.compressors.pruning import select_linear
+from hone_plugins.compressors.layers import select_linear
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -20,10 +20,21 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def torch_ao_quantize_dynamic() -> Any:
+    """torch.ao's ``quantize_dynamic`` (deprecated upstream), or an error pointing to its torchao successor."""
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:
+        raise ValueError(f"dynamic-int8 uses torch.ao.quantization.quantize_dynamic, which torch {torch.__version__} "
+                         "no longer has: use int8-weight-only (torchao; pip install 'hone-ml[torchao]')") from None
+    return quantize_dynamic
+
+
 class DynamicInt8:
     """int8 weights, activations quantized on the fly per batch (torch.ao's dynamic quantization, CPU kernels)."""
 
     def __init__(self, include: Sequence[str], exclude: Sequence[str], per_channel: bool = True) -> None:
+        torch_ao_quantize_dynamic()  # refuse before any work where torch dropped it
         self.include, self.exclude, self.per_channel = list(include), list(exclude), per_channel
 
     def compress(self, model: nn.Module, context: CompressionContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -41,7 +52,8 @@ class DynamicInt8:
 
     @staticmethod
     def _quantize(model: nn.Module, names: list[str], per_channel: bool) -> nn.Module:
-        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+        quantize_dynamic = torch_ao_quantize_dynamic()
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
 
         qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
         # torch.ao.quantization warns that it moves to torchao; measured here, torchao's CPU path was slower

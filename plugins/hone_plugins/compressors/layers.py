@@ -1,0 +1,66 @@
+"""Choosing and reshaping the layers compressors work on."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def select_linear(model: nn.Module, include: Sequence[str], exclude: Sequence[str]) -> dict[str, nn.Linear]:
+    """The ``nn.Linear`` modules whose names match an ``include`` pattern and no ``exclude`` pattern (fnmatch)."""
+    found = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    chosen = {name: module for name, module in found.items()
+              if any(fnmatch.fnmatch(name, p) for p in include) and not any(fnmatch.fnmatch(name, p) for p in exclude)}
+    if not chosen:
+        names = list(found)
+        example = f"names look like: {', '.join(names[:3])}" if names else "the model has no Linear layer"
+        raise ValueError(f"no Linear layer matches include {list(include)} and exclude {list(exclude)}; {example}")
+    return chosen
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    """transformers' ``Conv1D`` (GPT-2): a Linear whose weight is stored transposed, as (in, out)."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf") and getattr(module, "weight", None) is not None
+
+
+def select_prunable(model: nn.Module, include: Sequence[str], exclude: Sequence[str]) -> dict[str, nn.Module]:
+    """Like :func:`select_linear`, with GPT-2's ``Conv1D`` layers too."""
+    found = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear) or is_conv1d(module)}
+    chosen = {name: module for name, module in found.items()
+              if any(fnmatch.fnmatch(name, p) for p in include) and not any(fnmatch.fnmatch(name, p) for p in exclude)}
+    if not chosen:
+        example = f"names look like: {', '.join(list(found)[:3])}" if found else "the model has no Linear layer"
+        raise ValueError(f"no Linear layer matches include {list(include)} and exclude {list(exclude)}; {example}")
+    return chosen
+
+
+def out_in(module: nn.Module) -> torch.Tensor:
+    """A layer's weight as (out_features, in_features): the parameter itself, or a view of a Conv1D's."""
+    return module.weight.t() if is_conv1d(module) else module.weight
+
+
+def shrink(module: nn.Module, out_index: torch.Tensor | None = None, in_index: torch.Tensor | None = None) -> nn.Module:
+    """A smaller copy of a Linear or Conv1D keeping output features ``out_index`` and input features ``in_index``."""
+    weight = out_in(module).detach()
+    if out_index is not None:
+        weight = weight[out_index]
+    if in_index is not None:
+        weight = weight[:, in_index]
+    bias = module.bias
+    if bias is not None and out_index is not None:
+        bias = bias[out_index]
+    out_features, in_features = weight.shape
+    if is_conv1d(module):
+        new: nn.Module = type(module)(out_features, in_features)
+        weight = weight.t()
+    else:
+        new = nn.Linear(in_features, out_features, bias=module.bias is not None)
+    new = new.to(device=module.weight.device, dtype=module.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    return new
