@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from hone.plugins import load_plugins
 from hone_plugins.exporters import OnnxExportParams, onnx_exporter
 from hone_plugins.extras import MissingExtraError
 from hone_plugins.runtimes import onnxruntime_runtime
@@ -48,6 +49,8 @@ def without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("without_onnxruntime")
 def test_every_onnx_component_names_the_install_command_when_onnxruntime_is_missing(tmp_path: Path) -> None:
     hint = r"needs onnxruntime, which is not installed: pip install 'hone-ml\[onnx\]'"
+    with pytest.raises(MissingExtraError, match=f"onnx-int8 compressor {hint}"):
+        load_plugins(warn=False).registries.get("compressor", "onnx-int8").build({})
     with pytest.raises(MissingExtraError, match=f"onnx exporter {hint}"):
         onnx_exporter(OnnxExportParams())
     with pytest.raises(MissingExtraError, match=f"onnxruntime runtime {hint}"):
