@@ -11,13 +11,12 @@ import pytest
 for _module in ("onnx", "onnxscript", "onnxruntime"):
     pytest.importorskip(_module)
 
-import torch  # noqa: E402
+import torch
 
-from hone.plugins import load_plugins  # noqa: E402
+from hone.errors import Interrupted
+from hone.plugins import load_plugins
 
-from hone.errors import Interrupted  # noqa: E402
-
-from .test_compress_stage import HEAD, SENTENCES, TEST, StopAt, logits, predict_cli, run_capturing, spec_with  # noqa: E402
+from .test_compress_stage import HEAD, SENTENCES, TEST, StopAt, logits, predict_cli, run_capturing, spec_with
 
 
 @pytest.mark.slow

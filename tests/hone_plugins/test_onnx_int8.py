@@ -13,13 +13,13 @@ import pytest
 for _module in ("onnx", "onnxscript", "onnxruntime"):
     pytest.importorskip(_module)
 
-import torch  # noqa: E402
+import torch
 
-from hone.components import CompressionContext  # noqa: E402
-from hone.compressed import COMPRESSION_JSON, STEPS_ATTRIBUTE, load_compressed_model, save_model_weights  # noqa: E402
-from hone.compression import model_report  # noqa: E402
-from hone.plugins import PluginHost, load_plugins  # noqa: E402
-from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel  # noqa: E402
+from hone.components import CompressionContext
+from hone.compressed import COMPRESSION_JSON, STEPS_ATTRIBUTE, load_compressed_model, save_model_weights
+from hone.compression import model_report
+from hone.plugins import PluginHost, load_plugins
+from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel
 
 LABELS = 5
 

@@ -140,9 +140,8 @@ def to_onnx(model: torch.nn.Module, batch: Batch, *, opset: int = 20, dynamic_ax
                                         output_names=[OUTPUT], dynamic_shapes=shapes, opset_version=opset,
                                         optimize=optimize, verbose=False)
     except Exception as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OnnxExportError(f"torch.onnx.export failed for {type(model).__name__} after "
-                              f"{time.perf_counter() - start:.1f} s: {message}") from error
+                              f"{time.perf_counter() - start:.1f} s: {first_line(error)}") from error
     graph_outputs = [value.name for value in program.model.graph.outputs]
     if OUTPUT not in graph_outputs:
         raise OnnxExportError(f"the exported graph returns {graph_outputs}, not {OUTPUT!r}")
@@ -182,18 +181,30 @@ def max_difference(run: Callable[[dict[str, np.ndarray]], np.ndarray], model: to
     return found
 
 
-def check_session(session: Any, model: torch.nn.Module, batches: Sequence[Batch], atol: float) -> float:
-    """The largest difference over ``batches``; an :class:`OnnxExportError` naming it beyond ``atol``."""
-    names = {node.name for node in session.get_inputs()}
-    differences = max_difference(
-        lambda feeds: session.run([OUTPUT], {k: v.astype(np.int64) for k, v in feeds.items() if k in names})[0],
-        model, batches)
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def check_onnx(source: str | bytes, model: torch.nn.Module, batches: Sequence[Batch], atol: float) -> tuple[Any, float]:
+    """An ONNX Runtime session of ``source`` and the largest difference of its logits from torch's over
+    ``batches``; an :class:`OnnxExportError` naming the difference beyond ``atol``, or ONNX Runtime's error."""
+    from hone_plugins.runtimes.onnxruntime import create_session
+
+    try:
+        session = create_session(source)
+        names = {node.name for node in session.get_inputs()}
+        differences = max_difference(
+            lambda feeds: session.run([OUTPUT], {k: v.astype(np.int64) for k, v in feeds.items() if k in names})[0],
+            model, batches)
+    except Exception as error:
+        raise OnnxExportError(f"ONNX Runtime cannot run the exported graph ({first_line(error)})") from error
     worst = max(range(len(differences)), key=differences.__getitem__)
     if differences[worst] > atol:
         shape = list(batches[worst]["input_ids"].shape)
         raise OnnxExportError(f"ONNX Runtime's logits differ from torch's by up to {differences[worst]:.3g} (atol {atol:g}) "
                               f"on check batch {worst + 1} of shape {shape}")
-    return max(differences)
+    return session, max(differences)
 
 
 def folder_size(folder: Path) -> int:
@@ -207,12 +218,17 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         yield tmp
-        old = None
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-        os.replace(tmp, folder)
-        if old is not None:
+        if not folder.exists():
+            os.replace(tmp, folder)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+        os.replace(folder, old / folder.name)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            os.replace(old / folder.name, folder)  # the previous export stays in place
+            raise
+        finally:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -227,21 +243,23 @@ def export_onnx(model: torch.nn.Module, tokenizer: Any, folder: Path, *, sample_
     tokenizer). The folder appears whole or not at all; returns the report."""
     import onnxruntime
 
-    from hone_plugins.runtimes.onnxruntime import create_session
-
     start = time.perf_counter()
+    if tokenizer is None:
+        raise OnnxExportError("an ONNX export folder needs the tokenizer, to serve the model")
     check_model(model)
-    batches = list(sample_batches) if sample_batches is not None else default_batches(model, tokenizer)
+    names = input_names(model, tokenizer)
+    if sample_batches is None:
+        batches = default_batches(model, tokenizer)
+    else:  # e.g. collated training batches: only the model inputs, without labels or metadata
+        batches = [{name: batch[name] for name in names if name in batch} for batch in sample_batches]
     if not batches:
         raise OnnxExportError("sample_batches is empty: give at least one batch to trace and check")
     if not dynamic_axes:
         batches = [b for b in batches if b["input_ids"].shape == batches[0]["input_ids"].shape]
-    program = to_onnx(model, batches[0], opset=opset, dynamic_axes=dynamic_axes, optimize=optimize)
-    folder = Path(folder)
-    with atomic_folder(folder) as tmp:
+    with exporting(model), atomic_folder(Path(folder)) as tmp:  # on the CPU throughout, moved back at the end
+        program = to_onnx(model, batches[0], opset=opset, dynamic_axes=dynamic_axes, optimize=optimize)
         program.save(str(tmp / MODEL_FILE))
-        session = create_session(str(tmp / MODEL_FILE))
-        difference = check_session(session, model, batches, atol)
+        session, difference = check_onnx(str(tmp / MODEL_FILE), model, batches, atol)
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
         report = {
