@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-span-length", type=int, default=1, help="NER: drop spans of fewer words")
     p.add_argument("--max-new-tokens", type=int, default=20, help="causal LM: tokens to generate")
     p.add_argument("--device", default="auto")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="onnxruntime: serve the run's ONNX export (RUN_DIR/export/onnx, or the export folder) on the CPU")
     return parser
 
 

@@ -13,6 +13,8 @@ from hone.errors import DataError, HoneError
 from hone.plugins import PluginHost, load_plugins
 from hone.run.runner import HONE_JSON, LOAD_ERRORS, MODEL_DIR, first_line, resolve_source  # noqa: E402  (imports torch)
 
+RUNTIME_GROUP = "hone.runtimes"  # entry points NAME = "module:function(source) -> (model, tokenizer, metadata)"
+
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
@@ -44,6 +46,21 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
     return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
 
 
+def load_runtime_predictor(source: str, host: PluginHost, runtime: str, task_name: str | None = None) -> tuple[Any, Any, Any, list[str]]:
+    """(task, model, tokenizer, labels) from an exported model, served by the runtime an installed plugin provides."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=RUNTIME_GROUP, name=runtime))
+    if not found:
+        raise HoneError(f"no installed plugin provides the runtime '{runtime}' (entry point group {RUNTIME_GROUP})")
+    model, tokenizer, meta = found[0].load()(source)
+    name = task_name or meta.get("task")
+    if name is None:
+        raise HoneError(f"{source}: the export does not name its task; pass --task")
+    task = host.build("task", {"name": name, **(meta.get("task_params") or {})})
+    return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
+
+
 def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(handle, start=1):
         if not line.strip():
@@ -68,8 +85,14 @@ def predict_command(args: argparse.Namespace) -> int:
         raise HoneError(f"{args.input}: input file not found")
     if args.batch_size < 1:
         raise HoneError(f"--batch-size must be at least 1, got {args.batch_size}")
+    runtime = args.runtime
+    if runtime != "torch" and args.device not in ("auto", "cpu"):
+        raise HoneError(f"--runtime {runtime} runs on the CPU; drop --device {args.device}")
     host = load_plugins(args.plugins_dir)
-    task, model, tokenizer, labels = load_predictor(args.source, host, args.task, args.device)
+    if runtime == "torch":
+        task, model, tokenizer, labels = load_predictor(args.source, host, args.task, args.device)
+    else:
+        task, model, tokenizer, labels = load_runtime_predictor(args.source, host, runtime, args.task)
     options = {
         "batch_size": args.batch_size, "threshold": args.threshold,
         "min_span_length": args.min_span_length, "max_new_tokens": args.max_new_tokens,

@@ -1,8 +1,9 @@
 """Built-in compressors: magnitude, Wanda and structured pruning; dynamic int8 (torch.ao), weight-only int8,
-float8 and int4 (torchao), a hand-written weight-only int8, half precision.
+float8 and int4 (torchao), a hand-written weight-only int8, half precision,
+ONNX Runtime int8.
 
 Only params models and factories live here (``hone plugins`` imports this module); the
-implementations, which import torch, are in the submodules (``pruning.magnitude``, ``pruning.structured``, ``quantization``...).
+implementations, which import torch, are in the submodules (``pruning.magnitude``, ``pruning.structured``, ``quantization``, ``onnx_int8``...).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hone.hookspecs import hookimpl
 from hone.registry import Register
+from hone_plugins.extras import require
 
 if TYPE_CHECKING:
+    from hone_plugins.compressors.onnx_int8 import OnnxInt8
     from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
     from hone_plugins.compressors.pruning.structured import StructuredPruning
     from hone_plugins.compressors.pruning.wanda import WandaPruning
@@ -107,6 +110,16 @@ class HalfParams(BaseModel):
     dtype: Literal["bf16", "fp16"] = Field("bf16", description="bf16 keeps fp32's range; fp16 is faster on older GPUs.")
 
 
+class OnnxInt8Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    per_channel: bool = Field(True, description="One int8 scale per output channel of each weight; false: one per tensor.")
+    reduce_range: bool = Field(False, description="7-bit weights: can be more accurate on CPUs without VNNI instructions.")
+    embeddings: bool = Field(True, description="Also quantize the embedding tables (Gather), most of a small encoder's size.")
+    opset: int = Field(20, ge=18, description="ONNX opset of the export.")
+    atol: float = Field(1e-4, ge=0, description="Largest difference allowed between the float ONNX graph's logits and "
+                        "torch's before quantizing (an export check; the int8 difference is reported, not limited).")
+
+
 def magnitude(params: MagnitudeParams) -> MagnitudePruning:
     """Unstructured L1 pruning of Linear weights to a target sparsity (one-shot, or gradual in a train stage)."""
     from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
@@ -172,6 +185,15 @@ def half(params: HalfParams) -> Half:
     return Half(params.dtype)
 
 
+# suffixed: importing the submodule onnx_int8 would overwrite a package attribute of that name
+def onnx_int8_compressor(params: OnnxInt8Params) -> OnnxInt8:
+    """Export to ONNX and quantize with ONNX Runtime (int8 weights, dynamic activations); runs on ONNX Runtime (CPU)."""
+    require("the onnx-int8 compressor")
+    from hone_plugins.compressors.onnx_int8 import OnnxInt8
+
+    return OnnxInt8(params.per_channel, params.reduce_range, params.embeddings, params.opset, params.atol)
+
+
 @hookimpl
 def register_compressors(register: Register) -> None:
     register("magnitude", magnitude, MagnitudeParams)
@@ -183,3 +205,4 @@ def register_compressors(register: Register) -> None:
     register("int8-weight-only", int8_weight_only, WeightOnlyParams)
     register("float8-weight-only", float8_weight_only, WeightOnlyParams)
     register("int4-weight-only", int4_weight_only, Int4WeightOnlyParams)
+    register("onnx-int8", onnx_int8_compressor, OnnxInt8Params)
