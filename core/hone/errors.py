@@ -26,3 +26,9 @@ class ComponentError(HoneError):
 
 class Interrupted(HoneError):
     """Ctrl-C: a checkpoint was written; ``hone run --resume`` continues."""
+
+
+def describe(error: BaseException, limit: int | None = None) -> str:
+    """``Type: first line of the message``, cut at ``limit`` characters: an error inside a one-line report."""
+    text = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+    return text if limit is None or len(text) <= limit else text[:limit] + "..."

@@ -11,7 +11,9 @@ from typing import Any, TextIO
 
 from hone.errors import DataError, HoneError
 from hone.plugins import PluginHost, load_plugins
-from hone.run.runner import HONE_JSON, LOAD_ERRORS, MODEL_DIR, first_line, resolve_source  # noqa: E402  (imports torch)
+from hone.errors import describe
+from hone.run.loading import LOAD_ERRORS, resolve_source
+from hone.run.rundir import HONE_JSON, MODEL_DIR
 
 RUNTIME_GROUP = "hone.runtimes"  # entry points NAME = "module:function(source) -> (model, tokenizer, metadata)"
 
@@ -22,7 +24,7 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
 
     from hone.run.compressed import compression_steps, cpu_only, is_compressed_model, load_compressed_model
     from hone.run.devices import pick_device
-    from hone.run.runner import quiet_transformers
+    from hone.run.loading import quiet_transformers
 
     quiet_transformers()
     path = Path(source)
@@ -41,7 +43,7 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
         else:
             model, tokenizer = task.load(model_source, meta.get("labels") or [])
     except LOAD_ERRORS as error:
-        raise HoneError(f"{source}: cannot load a model ({first_line(error)})") from None
+        raise HoneError(f"{source}: cannot load a model ({describe(error)})") from None
     model.to(pick_device(device)).eval()
     return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
 

@@ -180,6 +180,7 @@ class Registries:
     """One :class:`Registry` per kind."""
 
     by_kind: dict[str, Registry] = field(default_factory=lambda: {k: Registry(k) for k in KINDS})
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # models built from the registries
 
     def __getitem__(self, kind: str) -> Registry:
         return self.by_kind[kind]

@@ -33,7 +33,7 @@ def reduced_model(source: str, layers: int, folder: Path) -> str:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from hone.run.runner import resolve_source
+    from hone.run.loading import resolve_source
 
     path = resolve_source(source)
     model = AutoModel.from_pretrained(path)

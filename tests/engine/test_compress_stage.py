@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import hone.run.runner
-from hone.compression import BudgetError
+from hone_plugins.stages.compress import BudgetError
 from hone.errors import HoneError, Interrupted
 from hone.run.events import read_events
 from hone.plugins import load_plugins
@@ -38,7 +38,7 @@ def run_capturing(tmp_path: Path, spec: dict[str, Any], monkeypatch: pytest.Monk
                   **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """Run ``spec``; also return the in-memory model the run saved (to compare with what reloads)."""
     captured: dict[str, Any] = {}
-    save = hone.run.runner.save_model
+    save = hone.run.rundir.save_model
 
     def save_and_capture(run_dir: Path, model: Any, *args: Any) -> Path:
         captured["model"] = model

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from hone.distillation import keep_layers
+from hone_plugins.stages.distill import keep_layers
 from hone.errors import HoneError, Interrupted
 from hone.run.events import read_events
 from hone.run.runner import run

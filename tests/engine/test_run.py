@@ -84,7 +84,7 @@ def test_early_stopping_restores_the_best_weights(tmp_path: Path, tiny_bert: Pat
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path, tiny_bert: Path) -> None:
-    from hone.training import TrainingError
+    from hone_plugins.stages.train import TrainingError
 
     spec = ner_spec(tiny_bert)
     spec["stages"] = [{"type": "train", "batch_size": 8, "max_grad_norm": None, "optimizer": {"name": "sgd", "lr": 1e30}}]

@@ -126,7 +126,7 @@ def test_selected_by_name_in_a_run_and_served_by_hone_predict(
         ],
     }
     captured: dict[str, Any] = {}
-    save = hone.run.runner.save_model
+    save = hone.run.rundir.save_model
     monkeypatch.setattr(hone.run.runner, "save_model", lambda run_dir, model, *a: captured.setdefault("m", model) and save(run_dir, model, *a))
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     parsed, host = load_spec(tmp_path / "spec.json")

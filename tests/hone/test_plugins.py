@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = {
     "readers": {"reader": ["conll", "tsv", "csv", "jsonl"]},
     "schedulers": {"scheduler": ["constant", "linear", "cosine", "step", "exponential", "reduce-on-plateau"]},
     "searchers": {"searcher": ["grid", "random", "tpe", "nsga2"]},
+    "stages": {"stage": ["train", "evaluate", "compress", "distill"]},
     "tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
     "trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }

@@ -15,7 +15,7 @@ import torch
 
 from hone.components import CompressionContext
 from hone.run.compressed import STEPS_ATTRIBUTE, load_weights, restore_steps
-from hone.compression import model_report
+from hone_plugins.stages.sizes import model_report
 from hone.plugins import PluginHost, load_plugins
 
 LABELS = 5

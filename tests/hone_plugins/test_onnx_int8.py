@@ -17,7 +17,7 @@ import torch
 
 from hone.components import CompressionContext
 from hone.run.compressed import COMPRESSION_JSON, STEPS_ATTRIBUTE, load_compressed_model, save_model_weights
-from hone.compression import model_report
+from hone_plugins.stages.sizes import model_report
 from hone.plugins import PluginHost, load_plugins
 from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel
 

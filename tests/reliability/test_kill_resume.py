@@ -12,7 +12,8 @@ import yaml
 
 from hone.errors import HoneError
 from hone.run.events import EventLog, read_events
-from hone.run.runner import _prepare_run_dir, run
+from hone.run.rundir import prepare_run_dir
+from hone.run.runner import run
 from hone.spec.loading import load_spec
 
 from .helpers import STAGE_EXAMPLES, kill_harness, ner_spec, read_json, with_stages, write_spec
@@ -116,7 +117,7 @@ def test_a_crash_inside_any_stage_type_resumes_to_the_same_metrics(tmp_path: Pat
 def test_a_run_killed_while_starting_can_be_resumed(tmp_path: Path, tiny_bert: Path) -> None:
     spec_file = write_spec(tmp_path, ner_spec(tiny_bert, stages=[{"type": "evaluate", "split": "test"}]))
     spec, host = load_spec(spec_file)
-    _prepare_run_dir(spec, host, tmp_path / "run", resume=False)  # spec.yaml written, then killed: no state.json yet
+    prepare_run_dir(spec, host, tmp_path / "run", resume=False)  # spec.yaml written, then killed: no state.json yet
     (tmp_path / "run" / ".state.json.abc123.tmp").write_text('{"stat')
     run(spec, host, out=tmp_path / "run", resume=True)
     assert read_json(tmp_path / "run" / "state.json")["status"] == "completed"
@@ -125,12 +126,12 @@ def test_a_run_killed_while_starting_can_be_resumed(tmp_path: Path, tiny_bert: P
 def test_resume_accepts_a_spec_saved_before_hone_gained_a_field(tmp_path: Path, tiny_bert: Path) -> None:
     spec_file = write_spec(tmp_path, ner_spec(tiny_bert))
     spec, host = load_spec(spec_file)
-    _prepare_run_dir(spec, host, tmp_path / "run", resume=False)
+    prepare_run_dir(spec, host, tmp_path / "run", resume=False)
     saved = yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())
     for stage in saved["stages"]:
         stage.pop("on_nonfinite", None)
     (tmp_path / "run" / "spec.yaml").write_text(yaml.safe_dump(saved))
-    assert _prepare_run_dir(spec, host, tmp_path / "run", resume=True)["completed"] == []
+    assert prepare_run_dir(spec, host, tmp_path / "run", resume=True)["completed"] == []
 
 
 def test_an_event_line_cut_by_a_kill_is_ended_before_the_next_event(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from hone.run.checkpoint import Checkpoints
 from hone.errors import HoneError
 from hone.run.events import read_events
 from hone.run.runner import run
-from hone.training import TrainingError
+from hone_plugins.stages.train import TrainingError
 from hone.spec.loading import SpecError, load_spec
 
 from .helpers import ner_spec, read_json, write_plugin, write_spec

@@ -19,7 +19,6 @@ from hone.errors import HoneError
 from hone.paths import inside_run_dir
 from hone.plugins import load_plugins
 from hone.run.runner import run
-from hone.run.stages import STAGE_RUNNERS
 from hone.spec.loading import SpecError, load_spec
 
 from .helpers import STAGE_EXAMPLES, hone, ner_spec, read_json, subprocess_env, with_stages, write_plugin, write_spec
@@ -228,7 +227,7 @@ def test_paths_in_a_spec_are_relative_to_the_spec_file(tmp_path: Path, monkeypat
 
 
 def test_every_stage_type_has_a_reliability_example() -> None:
-    missing = sorted(set(STAGE_RUNNERS) - set(STAGE_EXAMPLES))
+    missing = sorted(set(load_plugins().registries["stage"].names()) - set(STAGE_EXAMPLES))
     assert not missing, f"add a minimal stage of type {missing} to STAGE_EXAMPLES in tests/reliability/helpers.py"
 
 

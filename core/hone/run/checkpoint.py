@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hone.atomic import write_json, write_text
-from hone.run.compressed import COMPRESSION_JSON, fit_state, plain_tensors, write_steps
+from hone.run.compressed import COMPRESSION_JSON, fit_state, state_dict_for_saving, write_steps
 from hone.errors import HoneError
 
 WEIGHTS = "model.safetensors"
@@ -57,22 +57,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Contiguous, de-duplicated plain tensors (safetensors refuses shared storage, e.g. tied embeddings;
-    quantized weights are stored as their integers and scales)."""
-    seen: dict[int, str] = {}
-    tensors: dict[str, torch.Tensor] = {}
-    for name, tensor in plain_tensors(model.state_dict()).items():
-        if not isinstance(tensor, torch.Tensor):
-            continue
-        key = tensor.untyped_storage().data_ptr() if tensor.numel() else id(tensor)
-        if key in seen and tensor.shape == tensors[seen[key]].shape:
-            continue
-        seen[key] = name
-        tensors[name] = tensor.detach().contiguous().cpu()
-    return tensors
 
 
 @dataclass

@@ -124,6 +124,22 @@ def fit_state(template: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) 
     return state
 
 
+def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous, de-duplicated plain tensors (safetensors refuses shared storage, e.g. tied embeddings;
+    quantized weights are stored as their integers and scales)."""
+    seen: dict[int, str] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    for name, tensor in plain_tensors(model.state_dict()).items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        key = tensor.untyped_storage().data_ptr() if tensor.numel() else id(tensor)
+        if key in seen and tensor.shape == tensors[seen[key]].shape:
+            continue
+        seen[key] = name
+        tensors[name] = tensor.detach().contiguous().cpu()
+    return tensors
+
+
 def compression_steps(model: Any) -> list[dict[str, Any]]:
     """The compression steps applied to ``model`` (``[]`` for an uncompressed model)."""
     return list(getattr(model, STEPS_ATTRIBUTE, None) or [])
@@ -176,7 +192,6 @@ def save_model_weights(model: Any, folder: Path) -> None:
     """``save_pretrained``, or for a structurally compressed model: config, plain weights and the recipe."""
     from safetensors.torch import save_file
 
-    from hone.run.checkpoint import state_dict_for_saving
 
     folder.mkdir(parents=True, exist_ok=True)
     if needs_recipe(model):

@@ -12,6 +12,7 @@ from hone.run.batching import eval_batches
 from hone.components import EvalOutput
 from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import ComponentError
+from hone.run.results import scalars  # noqa: F401  (stages import it from here with evaluate)
 
 
 def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int) -> tuple[float, EvalOutput]:
@@ -81,7 +82,3 @@ def evaluate(ctx: Any, split: str, metrics: Sequence[tuple[str, Any]], batch_siz
     host = getattr(ctx, "host", None)
     origins = {name: host.describe("metric", name) for name, _ in metrics} if hasattr(host, "describe") else None
     return compute_metrics(metrics, output, origins)
-
-
-def scalars(results: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

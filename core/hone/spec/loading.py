@@ -6,7 +6,7 @@ import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from hone.errors import HoneError
 from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
-from hone.spec.models import ComponentRef, RunSpec
+from hone.spec.models import ComponentRef, RunSpec, spec_model
 
 
 @dataclass(frozen=True)
@@ -97,31 +97,34 @@ def _locate(data: Any, nodes: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[s
 
 def _known_keys(loc: tuple[Any, ...], data: Any, registries: Registries | None) -> list[str]:
     """Field names valid at the mapping that holds ``loc[-1]`` (for 'did you mean')."""
-    model: Any = RunSpec
+    annotation: Any = spec_model(registries) if registries is not None else RunSpec
     value = data
     for key in loc[:-1]:
-        value, _, real = _child(value, None, key)
-        if not real or isinstance(key, int):
+        child, _, real = _child(value, None, key)
+        if not real:
             continue
-        field = model.model_fields.get(key) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return []
-        model = _model_of(field.annotation, value)
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        if isinstance(key, int):
+            annotation = next((get_args(a)[0] for a in (annotation, *get_args(annotation)) if get_origin(a) is list), None)
+        else:
+            model = _model_of(annotation, value)
+            field = model.model_fields.get(key) if model is not None else None
+            if field is None:
+                return []
+            annotation = field.annotation
+        value = child
+    model = _model_of(annotation, value)
+    if model is None:
         return []
-    keys = list(model.model_fields)
-    if issubclass(model, ComponentRef) and registries is not None and isinstance(value, dict):
-        try:
-            keys += list(registries.get(model.kind, value.get("name", "")).params.model_fields)
-        except KeyError:
-            pass
-    return keys
+    if not issubclass(model, ComponentRef):
+        return list(model.model_fields)
+    try:
+        return ["name", *registries.get(model.kind, value.get("name", "")).params.model_fields]  # type: ignore[union-attr]
+    except (KeyError, AttributeError):
+        return ["name"]
 
 
 def _model_of(annotation: Any, value: Any) -> Any:
     """The pydantic model inside an annotation such as ``list[Stage] | None``, picking a union by ``type``."""
-    from typing import get_args
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
@@ -134,12 +137,34 @@ def _model_of(annotation: Any, value: Any) -> Any:
     return None
 
 
+def _is_stage_type(err: Any) -> bool:
+    """A stage whose ``type`` names no installed stage kind (or has none)."""
+    loc = tuple(err["loc"])
+    return loc[:1] == ("stages",) and (err["type"] in ("union_tag_invalid", "union_tag_not_found")
+                                       or (err["type"] == "literal_error" and loc[2:] == ("type",)))
+
+
+def _stage_type_message(err: Any, registries: Registries) -> str:
+    kinds = registries["stage"]
+    if err["type"] == "union_tag_not_found":
+        return f"a stage needs a `type`: one of {', '.join(kinds.names(True))}"
+    tag = err["ctx"]["tag"] if err["type"] == "union_tag_invalid" else err["input"]
+    try:
+        kinds.get(str(tag))
+    except KeyError as unknown:
+        return str(unknown)
+    return err["msg"]
+
+
 def issues_from(error: ValidationError, data: Any, nodes: yaml.Node | None, registries: Registries | None) -> list[SpecIssue]:
     issues = []
     for err in error.errors():
         path, line = _locate(data, nodes, tuple(err["loc"]))
         message = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if _is_stage_type(err) and registries is not None:
+            path, line = _locate(data, nodes, (*err["loc"][:2], "type"))
+            message = _stage_type_message(err, registries)
+        elif err["type"] == "extra_forbidden":
             known = _known_keys(tuple(err["loc"]), data, registries)
             close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
             message = f"unknown field '{err['loc'][-1]}'." + (f" Did you mean '{close[0]}'?" if close else "")
@@ -153,7 +178,7 @@ def issues_from(error: ValidationError, data: Any, nodes: yaml.Node | None, regi
 
 def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None) -> RunSpec:
     try:
-        return RunSpec.model_validate(data, context={"registries": registries})
+        return spec_model(registries).model_validate(data, context={"registries": registries})
     except ValidationError as error:
         raise SpecError(file, issues_from(error, data, nodes, registries)) from None
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from hone.registry import KINDS, Registries
-from hone.spec.models import RunSpec
+from hone.spec.models import spec_model
 
 
 def spec_schema(registries: Registries) -> dict[str, Any]:
-    schema = RunSpec.model_json_schema()
+    schema = spec_model(registries).model_json_schema()
     defs: dict[str, Any] = schema.setdefault("$defs", {})
     for kind in KINDS:
         ref_name = f"{kind.capitalize()}Ref"

@@ -1,5 +1,4 @@
-"""The ``compress`` stage: apply a compressor, within an accuracy budget if one is set, and report
-what changed; and the per-step hooks that compress gradually during a train stage."""
+"""The ``compress`` stage: apply a compressor, within an accuracy budget if one is set, and report what changed."""
 
 from __future__ import annotations
 
@@ -11,63 +10,18 @@ from typing import Any
 
 import torch
 
-from hone.components import CompressionContext, StepHook
-from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps, stored_values
+from hone.components import CompressionContext
+from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
 from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import ComponentError, HoneError
 from hone.run.evaluation import evaluate, scalars
-from hone.training import metric_objects
+from hone.run.context import RunContext
+from hone_plugins.stages.sizes import model_report
+from hone_plugins.stages.specs import CompressStage
 
 
 class BudgetError(HoneError):
     """No setting of a compressor keeps the model within the stage's accuracy budget."""
-
-
-def _weight_of(module: torch.nn.Module) -> torch.Tensor | None:
-    weight = getattr(module, "weight", None)
-    if callable(weight) and not isinstance(weight, torch.Tensor):  # quantized Linear: weight() unpacks it
-        weight = weight()
-    return weight if isinstance(weight, torch.Tensor) and weight.dim() >= 2 else None
-
-
-def _nonzero(tensor: torch.Tensor) -> int:
-    tensor = stored_values(tensor)
-    if tensor.is_floating_point() and tensor.element_size() == 1:  # float8 has no count_nonzero kernel: count its bytes
-        tensor = tensor.view(torch.uint8)
-    return int(torch.count_nonzero(tensor))
-
-
-def size_on_disk(model: torch.nn.Module) -> int:
-    """Bytes of the model's weights file (safetensors, as hone saves it)."""
-    from hone.run.checkpoint import state_dict_for_saving
-
-    return _size(state_dict_for_saving(model))
-
-
-def _size(tensors: dict[str, torch.Tensor]) -> int:
-    from safetensors.torch import save
-
-    return len(save(tensors))
-
-
-def model_report(model: torch.nn.Module, layers: bool = True) -> dict[str, Any]:
-    """Parameters (quantized ones included), non-zero parameters, sparsity, size on disk, sparsity per layer."""
-    from hone.run.checkpoint import state_dict_for_saving
-
-    tensors = state_dict_for_saving(model)
-    weights = [t for name, t in tensors.items() if "@" not in name and (t.is_floating_point() or t.dtype in (torch.int8, torch.uint8))]
-    parameters = sum(t.numel() for t in weights)
-    nonzero = sum(_nonzero(t) for t in weights)
-    report: dict[str, Any] = {
-        "parameters": parameters, "nonzero": nonzero,
-        "sparsity": round(1 - nonzero / parameters, 6) if parameters else 0.0, "size_bytes": _size(tensors),
-    }
-    if layers:
-        report["layer_sparsity"] = {
-            name: round(1 - _nonzero(weight) / weight.numel(), 4)
-            for name, module in model.named_modules() if (weight := _weight_of(module)) is not None and weight.numel()
-        }
-    return report
 
 
 def evaluate_model(ctx: Any, model: torch.nn.Module, split: str, metrics: list[tuple[str, Any]], batch_size: int) -> dict[str, Any]:
@@ -84,7 +38,7 @@ def compression_context(ctx: Any, index: int, split: str = "validation", metrics
                         batch_size: int = 64) -> CompressionContext:
     """The context a compressor receives in a run: training data, calibration batches, loss and evaluation."""
     train = ctx.features.get("train") or []
-    metric_list = metrics if metrics is not None else metric_objects(ctx, None)
+    metric_list = metrics if metrics is not None else ctx.metrics(None)
 
     def calibration_batches(count: int = 8, batch_size: int = 16) -> list[dict[str, Any]]:
         chosen = random.Random(ctx.seed * 1000 + index).sample(range(len(train)), min(len(train), count * batch_size))
@@ -197,14 +151,22 @@ def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, cont
     )
 
 
-def compress_stage(ctx: Any, index: int, stage: Any, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+class Compress:
+    def __init__(self, spec: CompressStage) -> None:
+        self.spec = spec
+
+    def run(self, ctx: RunContext, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        return compress_stage(ctx, index, self.spec)
+
+
+def compress_stage(ctx: RunContext, index: int, stage: CompressStage) -> dict[str, Any]:
     """Run one compress stage; the compressed model becomes the run's model."""
     name = ctx.stage_names[index]
     if ctx.world_size > 1:
         raise HoneError(f"stage '{name}': compress stages run in a single process (no data-parallel launch)")
     core = ctx.model
     ctx.events.emit("stage_start", stage=name, type="compress", compressor=stage.compressor.name)
-    metrics = metric_objects(ctx, stage.metrics)
+    metrics = ctx.metrics(stage.metrics)
     context = compression_context(ctx, index, stage.budget_split, metrics, stage.batch_size)
     previous_steps = compression_steps(core)
     before = model_report(core, layers=False)
@@ -224,41 +186,3 @@ def compress_stage(ctx: Any, index: int, stage: Any, resume: dict[str, Any] | No
     ctx.events.emit("compression_done", stage=name, compressor=stage.compressor.name, params=params, changes=changes,
                     before=before, after={k: v for k, v in after.items() if k != "layer_sparsity"})
     return result
-
-
-def gradual_hooks(ctx: Any, index: int, stage: Any, model: torch.nn.Module, total_steps: int) -> list[StepHook]:
-    """The train stage's per-step hooks: weights pruned earlier stay zero (a recovery fine-tune must not revive
-    them), and the stage's own ``pruning`` raises sparsity gradually."""
-    name, registries = ctx.stage_names[index], ctx.host.registries
-    hooks = []
-    for step in compression_steps(model):
-        if step.get("recipe") is None and step["compressor"] in registries["compressor"]:
-            earlier = ctx.host.build("compressor", {"name": step["compressor"], **(step.get("params") or {})})
-            if hasattr(earlier, "gradual"):  # from step 0 to 0: only keeps the zeros the stage starts with
-                hooks.append(earlier.gradual(model, total_steps, 0, 0, 1))
-    pruning = getattr(stage, "pruning", None)
-    if pruning is None:
-        return hooks
-    if stage.early_stopping is not None and stage.early_stopping.restore_best:
-        raise HoneError(f"stage '{name}': pruning with early_stopping.restore_best would restore a less sparse epoch; "
-                        "set restore_best: false")
-    compressor = ctx.host.build("compressor", pruning.compressor)
-    if not hasattr(compressor, "gradual"):
-        raise HoneError(f"stage '{name}': compressor '{pruning.compressor.name}' cannot compress gradually "
-                        "(it has no gradual()); use 'magnitude' or a compress stage")
-    first = min(round(pruning.start * total_steps), total_steps - 1)
-    last = min(max(first + 1, round(pruning.end * total_steps)), total_steps)
-    return [*hooks, compressor.gradual(model, total_steps, first, last, pruning.every)]
-
-
-def finish_hooks(ctx: Any, index: int, stage: Any, model: torch.nn.Module, hooks: list[StepHook]) -> dict[str, Any]:
-    """Record the stage's gradual compression in its result and in the model's compression steps."""
-    pruning = getattr(stage, "pruning", None)
-    if pruning is None or not hooks:
-        return {}
-    steps = compression_steps(model)
-    step = {"stage": ctx.stage_names[index], "compressor": pruning.compressor.name,
-            "params": pruning.compressor.settings(), "recipe": None, "gradual": True}
-    if step not in steps:  # a resumed stage must not record itself twice
-        setattr(model, STEPS_ATTRIBUTE, [*steps, step])
-    return {"pruning": {**hooks[-1].report(model), **model_report(model, layers=False)}}

@@ -8,19 +8,20 @@ it are rotated away).
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hone.run.compressed import is_compressed_model, load_compressed_model, needs_recipe, save_model_weights
+from hone.run.compressed import is_compressed_model, load_compressed_model, needs_recipe
 from hone.run.devices import autocast, model_inputs
-from hone.errors import HoneError
-from hone.spec.models import DistillStage
-from hone.training import LossFn, train_stage
+from hone.errors import HoneError, describe
+from hone.run.context import RunContext, unwrap
+from hone.run.loading import LOAD_ERRORS, resolve_source
+from hone.run.rundir import HONE_JSON, MODEL_DIR, save_folder
+from hone_plugins.stages.specs import DistillStage
+from hone_plugins.stages.train import LossFn, train_stage
 
 STUDENT, TEACHER = "student", "teacher"
 
@@ -81,8 +82,6 @@ def check_vocabulary(ctx: Any, tokenizer: Any, what: str) -> None:
 
 def model_folder(source: str) -> str:
     """A run directory's final model, a model folder, or a Hub / ``pkg:`` name."""
-    from hone.run.runner import HONE_JSON, MODEL_DIR, resolve_source
-
     path = Path(resolve_source(source))
     return str(path / MODEL_DIR) if (path / MODEL_DIR / HONE_JSON).exists() else str(path)
 
@@ -98,12 +97,10 @@ def load_folder(ctx: Any, source: str) -> tuple[torch.nn.Module, Any]:
 
 def load_teacher(ctx: Any, source: str) -> torch.nn.Module:
     """A teacher with its own, saved head, checked against the run's labels and vocabulary."""
-    from hone.run.runner import LOAD_ERRORS, first_line
-
     try:
         model, tokenizer = load_folder(ctx, model_folder(source))
     except LOAD_ERRORS as error:
-        raise HoneError(f"teacher '{source}': cannot load ({first_line(error)})") from None
+        raise HoneError(f"teacher '{source}': cannot load ({describe(error)})") from None
     check_vocabulary(ctx, tokenizer, f"teacher '{source}'")
     if ctx.labels:
         id2label = model.config.id2label or {}
@@ -125,24 +122,12 @@ def build_student(ctx: Any, stage: DistillStage, teacher: torch.nn.Module, curre
         return keep_layers(teacher, spec.layers)
     base = teacher
     if spec.source is not None:
-        from hone.run.runner import LOAD_ERRORS, first_line, resolve_source
-
         try:
             base, tokenizer = ctx.task.load(resolve_source(spec.source), ctx.labels, revision=spec.revision)
         except LOAD_ERRORS as error:
-            raise HoneError(f"student.source '{spec.source}': cannot load ({first_line(error)})") from None
+            raise HoneError(f"student.source '{spec.source}': cannot load ({describe(error)})") from None
         check_vocabulary(ctx, tokenizer, f"student '{spec.source}'")
     return reconfigured(base, spec.config) if spec.config else base
-
-
-def save_folder(model: torch.nn.Module, tokenizer: Any, folder: Path) -> None:
-    """The model as the final model is saved, into a temporary folder renamed into place."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model_weights(model, tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
 
 
 def load_saved(ctx: Any, index: int, which: str) -> torch.nn.Module:
@@ -152,11 +137,6 @@ def load_saved(ctx: Any, index: int, which: str) -> torch.nn.Module:
                         f"({folder / which if folder else 'no run directory'}); start a new run with another --out")
     model, _ = load_folder(ctx, str(folder / which))
     return model
-
-
-def student_for_resume(ctx: Any, index: int) -> torch.nn.Module:
-    """The student distill stage ``index`` started from: the architecture its checkpoints hold weights for."""
-    return load_saved(ctx, index, STUDENT)
 
 
 def detached(outputs: Any) -> Any:
@@ -193,10 +173,20 @@ def parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def distill_stage(ctx: Any, index: int, stage: DistillStage, resume: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train a student on the teachers' outputs with the train loop; the student becomes the model."""
-    from hone.run.runner import unwrap
+class Distill:
+    def __init__(self, spec: DistillStage) -> None:
+        self.spec = spec
 
+    def run(self, ctx: RunContext, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        return distill_stage(ctx, index, self.spec, resume)
+
+    def resume_model(self, ctx: RunContext, index: int) -> torch.nn.Module:
+        """The student this stage started from: the architecture its checkpoints hold weights for."""
+        return load_saved(ctx, index, STUDENT)
+
+
+def distill_stage(ctx: RunContext, index: int, stage: DistillStage, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train a student on the teachers' outputs with the train loop; the student becomes the model."""
     name = ctx.stage_names[index]
     if ctx.world_size > 1:
         raise HoneError(f"stage '{name}': distill stages run in a single process")

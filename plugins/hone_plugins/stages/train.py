@@ -15,7 +15,10 @@ from hone.run.checkpoint import rng_state, set_rng_state
 from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import HoneError, Interrupted
 from hone.run.evaluation import evaluate, scalars
-from hone.spec.models import TrainStage
+from hone.run.context import RunContext
+from hone.run.results import plain, scalars_tree
+from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
+from hone_plugins.stages.specs import TrainStage
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -57,13 +60,6 @@ def param_groups(model: torch.nn.Module) -> list[dict[str, Any]]:
             (no_decay if name.endswith(NO_DECAY) else decay).append(param)
     groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
-
-
-def metric_objects(ctx: Any, refs: Any) -> list[tuple[str, Any]]:
-    """The stage's metrics, built; the task's default metrics where it names none."""
-    if refs is None:
-        return [(name, ctx.host.build("metric", name)) for name in ctx.task.default_metrics]
-    return [(ref.name, ctx.host.build("metric", ref)) for ref in refs]
 
 
 class EarlyStopper:
@@ -112,7 +108,15 @@ def task_loss(ctx: Any, stage: TrainStage) -> LossFn:
     return loss
 
 
-def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] | None = None,
+class Train:
+    def __init__(self, spec: TrainStage) -> None:
+        self.spec = spec
+
+    def run(self, ctx: RunContext, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        return train_stage(ctx, index, self.spec, resume)
+
+
+def train_stage(ctx: RunContext, index: int, stage: TrainStage, resume: dict[str, Any] | None = None,
                 loss_fn: LossFn | None = None, extra: torch.nn.Module | None = None) -> dict[str, Any]:
     """Run one train stage (from ``resume`` state if given); return its validation results.
 
@@ -135,10 +139,8 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
     trained = [p for p in core.parameters() if p.requires_grad] + (list(extra.parameters()) if extra is not None else [])
     compute_loss = loss_fn or task_loss(ctx, stage)
     scheduler = ctx.host.build("scheduler", stage.scheduler, optimizer, total_steps)
-    from hone.compression import finish_hooks, gradual_hooks  # it imports this module
-
     step_hooks = gradual_hooks(ctx, index, stage, core, total_steps)  # e.g. gradual pruning
-    metrics = metric_objects(ctx, stage.metrics)
+    metrics = ctx.metrics(stage.metrics)
     stopper = EarlyStopper(stage)
     # fp16 gradients underflow without loss scaling; for bf16/fp32 the scaler is a no-op
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16")
@@ -163,8 +165,6 @@ def train_stage(ctx: Any, index: int, stage: TrainStage, resume: dict[str, Any] 
         set_rng_state(resume["rng"])
 
     def checkpoint(tag: str, epoch_: int, batch_: int) -> None:
-        from hone.run.runner import plain, scalars_tree  # the runner imports this module
-
         if ctx.checkpoints is None or rank != 0:
             return
         state = {

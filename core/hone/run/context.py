@@ -1,0 +1,88 @@
+"""What every stage of a run shares: the spec, the plugins, the model and its data, where results go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hone.atomic import write_with
+from hone.host import PluginHost
+from hone.run.events import EventLog
+from hone.spec.models import RunSpec
+
+if TYPE_CHECKING:
+    import torch
+
+    from hone.run.checkpoint import Checkpoints
+
+Features = list[dict[str, Any]]
+"""Encoded examples of one split, as the task's ``encode`` returns them."""
+
+
+@dataclass
+class RunContext:
+    """Everything stages share: the model, the data, where results go."""
+
+    spec: RunSpec
+    host: PluginHost
+    run_dir: Path | None
+    task: Any
+    model: torch.nn.Module
+    tokenizer: Any
+    labels: list[str]
+    features: dict[str, Features]
+    device: torch.device
+    precision: str
+    events: EventLog
+    checkpoints: Checkpoints | None
+    progress: Callable[..., Any]
+    rank: int = 0
+    world_size: int = 1
+    _interrupt: list[bool] = field(default_factory=lambda: [False])
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def stage_names(self) -> list[str]:
+        return self.spec.stage_names()
+
+    @property
+    def core(self) -> torch.nn.Module:
+        """The model itself, outside a DistributedDataParallel wrapper."""
+        return unwrap(self.model)
+
+    def interrupted(self) -> bool:
+        return self._interrupt[0]
+
+    def metrics(self, refs: Sequence[Any] | None) -> list[tuple[str, Any]]:
+        """A stage's metrics, built; the task's default metrics where it names none."""
+        return [(ref if isinstance(ref, str) else ref.name, self.host.build("metric", ref))
+                for ref in (refs if refs is not None else self.task.default_metrics)]
+
+    def _best_path(self, index: int) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "checkpoints" / f"best-stage{index}.safetensors"
+
+    def save_best(self, index: int, model: torch.nn.Module) -> None:
+        from safetensors.torch import save_file
+
+        from hone.run.compressed import state_dict_for_saving
+
+        write_with(self._best_path(index), lambda p: save_file(state_dict_for_saving(model), str(p)))
+
+    def restore_best(self, index: int, model: torch.nn.Module) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        if self.world_size > 1:
+            torch.distributed.barrier()
+        model.load_state_dict(load_file(str(self._best_path(index))), strict=False)
+
+
+def unwrap(model: Any) -> Any:
+    """The model inside a DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") else model

@@ -1,0 +1,96 @@
+"""The run directory: its files, choosing and preparing it, and saving models into it atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from hone.atomic import write_text
+from hone.errors import HoneError
+from hone.host import PluginHost
+from hone.spec.models import RunSpec, spec_model
+
+SPEC, STATE, METRICS, EVENTS = "spec.yaml", "state.json", "metrics.json", "events.jsonl"
+MODEL_DIR, HONE_JSON = "model", "hone.json"
+
+
+def save_folder(model: Any, tokenizer: Any, folder: Path, files: Mapping[str, str] | None = None) -> Path:
+    """The model (``save_pretrained``, or hone's format for a structurally compressed one), its tokenizer and
+    ``files`` (name -> text), written to a temporary folder renamed into place."""
+    from hone.run.compressed import save_model_weights
+
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model_weights(model, tmp)
+    tokenizer.save_pretrained(tmp)
+    for name, text in (files or {}).items():
+        (tmp / name).write_text(text, encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+def save_model(run_dir: Path, model: Any, tokenizer: Any, spec: RunSpec, labels: list[str]) -> Path:
+    """The final model: loadable by ``hone predict`` and by plain transformers."""
+    meta = {"task": spec.task.name, "task_params": spec.task.settings(), "labels": labels}
+    return save_folder(model, tokenizer, run_dir / MODEL_DIR, {HONE_JSON: json.dumps(meta, indent=2)})
+
+
+def default_run_dir(spec: RunSpec, resume: bool) -> Path:
+    """``<output_dir>/<name>``, then ``<name>-2``, ...: a new one for a run, the newest for --resume."""
+    base = Path(spec.output_dir) / spec.name
+    existing = [base] if base.exists() else []
+    n = 2
+    while base.with_name(f"{spec.name}-{n}").exists():
+        existing.append(base.with_name(f"{spec.name}-{n}"))
+        n += 1
+    if resume:
+        return existing[-1] if existing else base
+    return base if not base.exists() else base.with_name(f"{spec.name}-{n}")
+
+
+def read_saved(path: Path, parse: Callable[[str], Any]) -> Any:
+    """A file of the run directory; a clear error if it was damaged or replaced (safe parsers only)."""
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
+        detail = " ".join(str(error).split())
+        raise HoneError(f"{path}: cannot read it ({type(error).__name__}: {detail}); start a new run with another --out") from None
+
+
+def changed_fields(saved: Any, spec: RunSpec, host: PluginHost) -> list[str]:
+    """The top-level fields in which ``spec`` differs from a spec saved earlier (``[]``: the same spec).
+
+    The saved one is validated again first: fields and plugin parameters added to hone since take their defaults."""
+    current = spec.model_dump(mode="json")
+    try:
+        saved = spec_model(host.registries).model_validate(saved, context={"registries": host.registries}).model_dump(mode="json")
+    except ValidationError:
+        pass
+    return sorted(k for k in current if not isinstance(saved, dict) or saved.get(k) != current[k])
+
+
+def prepare_run_dir(spec: RunSpec, host: PluginHost, run_dir: Path, resume: bool) -> dict[str, Any]:
+    """A new run directory holding the resolved spec, or the state of the run to resume (same spec only)."""
+    fresh: dict[str, Any] = {"status": "running", "completed": [], "results": {}}
+    if resume:
+        if not (run_dir / STATE).exists() and not (run_dir / SPEC).exists():
+            raise HoneError(f"{run_dir}: nothing to resume (no {STATE}); run without --resume")
+        changed = changed_fields(read_saved(run_dir / SPEC, yaml.safe_load), spec, host)
+        if changed:
+            raise HoneError(f"{run_dir}: the spec changed since the run started (fields: {', '.join(changed)}); use a new --out")
+        if not (run_dir / STATE).exists():  # killed while starting, before any work: start afresh
+            return fresh
+        return read_saved(run_dir / STATE, json.loads)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise HoneError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / SPEC, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    return fresh

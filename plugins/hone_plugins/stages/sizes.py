@@ -1,0 +1,52 @@
+"""What a model weighs: parameters, non-zero parameters, sparsity per layer, bytes on disk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from hone.run.compressed import state_dict_for_saving, stored_values
+
+
+def _weight_of(module: torch.nn.Module) -> torch.Tensor | None:
+    weight = getattr(module, "weight", None)
+    if callable(weight) and not isinstance(weight, torch.Tensor):  # quantized Linear: weight() unpacks it
+        weight = weight()
+    return weight if isinstance(weight, torch.Tensor) and weight.dim() >= 2 else None
+
+
+def _nonzero(tensor: torch.Tensor) -> int:
+    tensor = stored_values(tensor)
+    if tensor.is_floating_point() and tensor.element_size() == 1:  # float8 has no count_nonzero kernel: count its bytes
+        tensor = tensor.view(torch.uint8)
+    return int(torch.count_nonzero(tensor))
+
+
+def size_on_disk(model: torch.nn.Module) -> int:
+    """Bytes of the model's weights file (safetensors, as hone saves it)."""
+    return _size(state_dict_for_saving(model))
+
+
+def _size(tensors: dict[str, torch.Tensor]) -> int:
+    from safetensors.torch import save
+
+    return len(save(tensors))
+
+
+def model_report(model: torch.nn.Module, layers: bool = True) -> dict[str, Any]:
+    """Parameters (quantized ones included), non-zero parameters, sparsity, size on disk, sparsity per layer."""
+    tensors = state_dict_for_saving(model)
+    weights = [t for name, t in tensors.items() if "@" not in name and (t.is_floating_point() or t.dtype in (torch.int8, torch.uint8))]
+    parameters = sum(t.numel() for t in weights)
+    nonzero = sum(_nonzero(t) for t in weights)
+    report: dict[str, Any] = {
+        "parameters": parameters, "nonzero": nonzero,
+        "sparsity": round(1 - nonzero / parameters, 6) if parameters else 0.0, "size_bytes": _size(tensors),
+    }
+    if layers:
+        report["layer_sparsity"] = {
+            name: round(1 - _nonzero(weight) / weight.numel(), 4)
+            for name, module in model.named_modules() if (weight := _weight_of(module)) is not None and weight.numel()
+        }
+    return report
