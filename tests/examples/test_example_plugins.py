@@ -29,7 +29,7 @@ task: token-classification
 data: {reader: conll, train: train.txt, test: test.txt}
 stages:
   - type: evaluate
-    metrics: [entity-f1, example-token-f1, {name: example-token-f1, ignore_prefix: true}]
+    metrics: [entity-f1, example-token-f1, exact-match, {name: example-token-f1, ignore_prefix: true}]
 """
 
 
