@@ -23,13 +23,13 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "hone-example-plugin"
 BROKEN = REPO / "examples" / "hone-broken-plugin"
 
-EXACT_MATCH_SPEC = """\
+TOKEN_F1_SPEC = """\
 model: any-model-name
 task: token-classification
 data: {reader: conll, train: train.txt, test: test.txt}
 stages:
   - type: evaluate
-    metrics: [entity-f1, exact-match, {name: exact-match, ignore_case: true}]
+    metrics: [entity-f1, example-token-f1, exact-match, {name: example-token-f1, ignore_prefix: true}]
 """
 
 
@@ -82,18 +82,20 @@ def example() -> ModuleType:
         sys.path.remove(str(EXAMPLE / "src"))
 
 
-def registered(module: ModuleType, hook: str) -> dict[str, tuple[Callable[..., Any], Any]]:
-    found: dict[str, tuple[Callable[..., Any], Any]] = {}
+def registered(module: ModuleType, hook: str, info: bool = False) -> dict[str, Any]:
+    """What a hook registers, by name: (factory, params model), or with ``info`` its declarations."""
+    found: dict[str, Any] = {}
 
-    def register(name: str, factory: Callable[..., Any], params: Any = None, **_: Any) -> None:
-        found[name] = (factory, params)
+    def register(name: str, factory: Callable[..., Any], params: Any = None, *, aliases: Any = (), doc: Any = None,
+                 **declared: Any) -> None:
+        found[name] = declared if info else (factory, params)
 
     getattr(module, hook)(register=register)
     return found
 
 
-def exact_match(example: ModuleType, **params: Any) -> Any:
-    factory, model = registered(example, "register_metrics")["exact-match"]
+def token_f1(example: ModuleType, **params: Any) -> Any:
+    factory, model = registered(example, "register_metrics")["example-token-f1"]
     return factory(model(**params))
 
 
@@ -120,7 +122,7 @@ def linear_weights(model: Any) -> dict[str, Any]:
 
 
 def test_example_plugin_registers_a_metric_and_a_compressor(example: ModuleType) -> None:
-    assert set(registered(example, "register_metrics")) == {"exact-match"}
+    assert set(registered(example, "register_metrics")) == {"example-token-f1"}
     assert set(registered(example, "register_compressors")) == {"prune-small", "prune-unseen-embeddings"}
 
 
@@ -130,38 +132,48 @@ def test_example_plugin_module_does_not_import_torch() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_exact_match_counts_only_whole_tag_sequences(example: ModuleType) -> None:
+def test_token_f1_hand_computed(example: ModuleType) -> None:
     output = EvalOutput(
-        predictions=[["B-PER", "I-PER", "O"], ["O", "O"], ["B-LOC"]],
-        references=[["B-PER", "I-PER", "O"], ["O", "B-ORG"], ["B-LOC"]],
+        predictions=[["B-PER", "I-PER", "O"], ["O", "B-LOC"], ["B-ORG"]],
+        references=[["B-PER", "B-PER", "O"], ["O", "B-LOC"], ["O"]],
     )
-    assert exact_match(example).compute(output) == {"exact_match": pytest.approx(2 / 3)}
+    # entity tokens: predicted B-PER I-PER B-LOC B-ORG (4), gold B-PER B-PER B-LOC (3); right: B-PER, B-LOC
+    assert token_f1(example).compute(output) == {
+        "token_precision": 0.5, "token_recall": pytest.approx(2 / 3), "token_f1": pytest.approx(4 / 7)
+    }
+    # entity types only: I-PER now matches B-PER
+    assert token_f1(example, ignore_prefix=True).compute(output) == {
+        "token_precision": 0.75, "token_recall": 1.0, "token_f1": pytest.approx(6 / 7)
+    }
 
 
-def test_exact_match_compares_single_labels(example: ModuleType) -> None:
-    output = EvalOutput(predictions=["pos", "neg", "pos", "neg"], references=["pos", "pos", "pos", "neg"])
-    assert exact_match(example).compute(output) == {"exact_match": 0.75}
+def test_token_f1_outside_tag_and_tuples(example: ModuleType) -> None:
+    output = EvalOutput(predictions=[("NONE", "PER")], references=[["NONE", "LOC"]])
+    assert token_f1(example, outside="NONE").compute(output)["token_f1"] == 0.0
+    assert token_f1(example).compute(output)["token_f1"] == 0.5  # NONE is an entity tag here, and right
+    nothing = EvalOutput(predictions=[["O", "O"]], references=[["O", "O"]])
+    assert token_f1(example).compute(nothing) == {"token_precision": 0.0, "token_recall": 0.0, "token_f1": 0.0}
 
 
-def test_exact_match_treats_tuples_and_lists_alike(example: ModuleType) -> None:
-    output = EvalOutput(predictions=[("O", "B-PER")], references=[["O", "B-PER"]])
-    assert exact_match(example).compute(output) == {"exact_match": 1.0}
-
-
-def test_exact_match_text_options(example: ModuleType) -> None:
-    output = EvalOutput(predictions=[" Paris", "london"], references=["Paris", "London"])
-    assert exact_match(example).compute(output) == {"exact_match": 0.5}
-    assert exact_match(example, ignore_case=True).compute(output) == {"exact_match": 1.0}
-    assert exact_match(example, strip=False).compute(output) == {"exact_match": 0.0}
+def test_token_f1_declares_the_results_it_returns(example: ModuleType) -> None:
+    info = registered(example, "register_metrics", info=True)["example-token-f1"]
+    assert info == {"results": {"token_precision": "max", "token_recall": "max", "token_f1": "max"}}
+    output = EvalOutput(predictions=[["B-PER"]], references=[["B-PER"]])
+    assert set(token_f1(example).compute(output)) == set(info["results"])
 
 
 @pytest.mark.parametrize(
     ("predictions", "references", "message"),
-    [(["a"], ["a", "b"], "1 predictions but 2 references"), ([], [], "no predictions")],
+    [
+        ([["O"]], [["O"], ["O"]], "1 predictions but 2 references"),
+        ([], [], "no predictions"),
+        (["pos"], ["pos"], "example 0: example-token-f1 scores tag sequences, got str"),
+        ([["O"], ["O"]], [["O"], ["O", "B-PER"]], "example 1: 1 predicted tags but 2 reference tags"),
+    ],
 )
-def test_exact_match_refuses_what_it_cannot_score(example: ModuleType, predictions: list[str], references: list[str], message: str) -> None:
+def test_token_f1_refuses_what_it_cannot_score(example: ModuleType, predictions: list[Any], references: list[Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        exact_match(example).compute(EvalOutput(predictions=predictions, references=references))
+        token_f1(example).compute(EvalOutput(predictions=predictions, references=references))
 
 
 @pytest.mark.parametrize("params", [{}, {"threshold": 0.1, "fraction": 0.5}, {"fraction": 1.5}, {"threshold": -1}, {"fraction": 0.5, "amount": 1}])
@@ -234,7 +246,7 @@ def test_installed_example_plugin_is_listed_with_its_distribution(installed: Ins
     assert (row["status"], row["error"]) == ("ok", None)
     assert (row["distribution"], row["version"]) == ("hone-example-plugin", "0.1.0")
     assert (row["module"], row["source"]) == ("hone_example_plugin", "entry-point")
-    assert row["components"] == {"compressor": ["prune-small", "prune-unseen-embeddings"], "metric": ["exact-match"]}
+    assert row["components"] == {"compressor": ["prune-small", "prune-unseen-embeddings"], "metric": ["example-token-f1"]}
     assert row["kind"] == ["compressor", "metric"]
 
 
@@ -251,8 +263,8 @@ def test_broken_plugin_is_listed_as_failed_and_builtins_still_work(installed: In
 
 
 @pytest.mark.slow
-def test_validate_accepts_exact_match_and_warns_about_the_broken_plugin(installed: Installed, tmp_path: Path) -> None:
-    (tmp_path / "spec.yaml").write_text(EXACT_MATCH_SPEC)
+def test_validate_accepts_the_plugin_metric_beside_builtins_and_warns_about_the_broken_plugin(installed: Installed, tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(TOKEN_F1_SPEC)
     result = installed.hone("validate", "spec.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "spec.yaml: valid (1 stage: 0-evaluate)" in result.stdout
@@ -263,24 +275,25 @@ def test_validate_accepts_exact_match_and_warns_about_the_broken_plugin(installe
 
 @pytest.mark.slow
 def test_validate_rejects_a_misspelt_plugin_metric_with_a_suggestion(installed: Installed, tmp_path: Path) -> None:
-    (tmp_path / "spec.yaml").write_text(EXACT_MATCH_SPEC.replace("[entity-f1, exact-match,", "[entity-f1, exact-matc,"))
+    (tmp_path / "spec.yaml").write_text(TOKEN_F1_SPEC.replace("[entity-f1, example-token-f1,", "[entity-f1, example-token-f,"))
     result = installed.hone("validate", "spec.yaml", cwd=tmp_path)
     assert result.returncode == 2
-    assert "spec.yaml:6: stages[0].metrics[1].name: Unknown metric 'exact-matc'. Did you mean 'exact-match'?" in result.stderr
+    assert ("spec.yaml:6: stages[0].metrics[1].name: Unknown metric 'example-token-f'. "
+            "Did you mean 'example-token-f1'?") in result.stderr
 
 
 @pytest.mark.slow
 def test_validate_checks_the_plugins_params(installed: Installed, tmp_path: Path) -> None:
-    (tmp_path / "spec.yaml").write_text(EXACT_MATCH_SPEC.replace("ignore_case: true", "ignore_cse: true"))
+    (tmp_path / "spec.yaml").write_text(TOKEN_F1_SPEC.replace("ignore_prefix: true", "ignore_prefx: true"))
     result = installed.hone("validate", "spec.yaml", cwd=tmp_path)
     assert result.returncode == 2
-    assert "unknown field 'ignore_cse'. Did you mean 'ignore_case'?" in result.stderr
+    assert "unknown field 'ignore_prefx'. Did you mean 'ignore_prefix'?" in result.stderr
 
 
 @pytest.mark.slow
 def test_disabling_the_broken_plugin_silences_it(installed: Installed, tmp_path: Path) -> None:
     assert installed.plugins(HONE_DISABLE_PLUGINS="broken")["broken"]["status"] == "disabled"
-    (tmp_path / "spec.yaml").write_text(EXACT_MATCH_SPEC)
+    (tmp_path / "spec.yaml").write_text(TOKEN_F1_SPEC)
     result = installed.hone("validate", "spec.yaml", cwd=tmp_path, HONE_DISABLE_PLUGINS="hone-broken-plugin")
     assert result.returncode == 0 and "warning" not in result.stderr
 

@@ -15,9 +15,17 @@ from hone.components import EvalOutput
 from hone.plugins import PluginHost, load_plugins
 
 NAMES = [
-    "accuracy", "classification-report", "confusion-matrix", "entity-f1", "f1",
-    "mse", "pearson", "perplexity", "precision", "recall",
+    "accuracy", "bleu", "chrf", "classification-report", "confusion-matrix", "entity-f1", "exact-match", "f1",
+    "mse", "pearson", "perplexity", "precision", "recall", "rouge",
 ]
+# the metrics of the optional extra `generation`, with the module each needs
+GENERATION_LIBRARIES = {"rouge": "rouge_score", "bleu": "sacrebleu", "chrf": "sacrebleu"}
+
+
+def skip_without_library(name: str) -> None:
+    if name in GENERATION_LIBRARIES:
+        module = GENERATION_LIBRARIES[name]
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install 'hone-ml[generation]')")
 SEED_TRUE = [0, 1, 1, 0, 1]
 SEED_PRED = [0, 1, 0, 0, 1]
 
@@ -42,12 +50,14 @@ def test_registered_through_entry_point(host: PluginHost) -> None:
     for component in host.registries["metric"]:
         assert component.doc, component.name
         assert component.params.model_config.get("extra") == "forbid", component.name
+        assert "results" in component.info, f"{component.name} does not declare its results"
 
 
 def test_import_is_light() -> None:
     code = (
         "import sys, json, hone_plugins.metrics; "
-        "print(json.dumps([m for m in ('sklearn', 'seqeval', 'torch') if m in sys.modules]))"
+        "print(json.dumps([m for m in ('sklearn', 'seqeval', 'torch', 'numpy', 'rouge_score', 'sacrebleu', 'nltk') "
+        "if m in sys.modules]))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == []
@@ -249,6 +259,7 @@ def test_regression(host: PluginHost) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_mismatched_lengths(host: PluginHost, name: str) -> None:
+    skip_without_library(name)
     if name == "entity-f1":
         preds, refs = [["O"], ["O"]], [["O"]]
     else:
@@ -274,3 +285,74 @@ def test_scalars_are_floats(host: PluginHost) -> None:
         for key, value in compute(host, name, preds, refs).items():
             assert isinstance(value, (float, dict)), (name, key)
             assert type(value) in (float, dict), (name, key, type(value))
+
+
+TAGS_PRED = [["B-PER", "I-PER", "O"], ["B-LOC"]]
+TAGS_TRUE = [["B-PER", "I-PER", "O"], ["B-ORG"]]
+TEXT_PRED = ["the cat sat on the mat", "a dog barked"]
+TEXT_TRUE = [["the cat sat on a mat", "a cat was on the mat"], "the dog barked"]
+# One case per params variant that changes a metric's result names: (metric, params, predictions, references).
+RESULT_CASES: list[tuple[str, dict[str, Any], list[Any], list[Any]]] = [
+    ("accuracy", {}, SEED_PRED, SEED_TRUE),
+    *[
+        (score, params, SEED_PRED, SEED_TRUE)
+        for score in ("precision", "recall", "f1")
+        for params in ({}, {"average": "binary"}, {"pos_label": 0}, {"average": "micro"}, {"average": "weighted"})
+    ],
+    ("classification-report", {}, SEED_PRED, SEED_TRUE),
+    ("entity-f1", {}, TAGS_PRED, TAGS_TRUE),
+    ("entity-f1", {"mode": "strict"}, TAGS_PRED, TAGS_TRUE),
+    ("confusion-matrix", {}, SEED_PRED, SEED_TRUE),
+    ("perplexity", {}, [], []),
+    ("mse", {}, [1.0, 2.0], [1.0, 3.0]),
+    ("pearson", {}, [1.0, 2.0, 3.0], [1.0, 3.0, 2.0]),
+    ("rouge", {}, TEXT_PRED, TEXT_TRUE),
+    ("rouge", {"types": ["rougeLsum", "rouge2"]}, TEXT_PRED, TEXT_TRUE),
+    ("bleu", {}, TEXT_PRED, TEXT_TRUE),
+    *[("chrf", {"word_order": order}, TEXT_PRED, TEXT_TRUE) for order in (0, 1, 2)],
+    ("exact-match", {}, TEXT_PRED, TEXT_TRUE),
+    ("exact-match", {}, TAGS_PRED, TAGS_TRUE),
+]
+
+
+def scalar_keys(result: dict[str, Any]) -> set[str]:
+    return {key for key, value in result.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+@pytest.mark.parametrize(("name", "params", "predictions", "references"), RESULT_CASES,
+                         ids=[f"{c[0]}-{json.dumps(c[1], sort_keys=True)}" for c in RESULT_CASES])
+def test_declared_results_are_the_scalar_results(
+    host: PluginHost, name: str, params: dict[str, Any], predictions: list[Any], references: list[Any]
+) -> None:
+    skip_without_library(name)
+    component = host.registries.get("metric", name)
+    validated = component.params.model_validate(params)
+    result = component.build(validated).compute(EvalOutput(predictions=predictions, references=references, loss=0.5))
+    declared = component.results(validated)
+    assert set(declared) == scalar_keys(result)
+    assert set(declared.values()) <= {"max", "min"}
+
+
+def test_every_metric_has_a_results_case(host: PluginHost) -> None:
+    assert {case[0] for case in RESULT_CASES} == set(host.registries["metric"].names())
+
+
+def test_declared_directions(host: PluginHost) -> None:
+    def results(name: str, **params: Any) -> dict[str, str]:
+        component = host.registries.get("metric", name)
+        return component.results(component.params.model_validate(params))
+
+    assert results("perplexity") == {"perplexity": "min"}
+    assert results("mse") == {"mse": "min"}
+    assert results("pearson") == {"pearson": "max"}
+    assert results("f1", average="binary") == {"f1": "max"}
+    assert results("recall", pos_label="pos") == {"recall": "max"}
+    assert results("precision") == {"precision_macro": "max"}
+    assert results("entity-f1", mode="strict") == {
+        "entity_precision_strict": "max", "entity_recall_strict": "max", "entity_f1_strict": "max"
+    }
+    assert results("confusion-matrix") == {}
+    assert results("rouge", types=["rougeL"]) == {"rougeL": "max"}
+    assert results("chrf", word_order=2) == {"chrfpp": "max"}
+    assert results("bleu") == {"bleu": "max"}
+    assert results("exact-match") == {"exact_match": "max"}

@@ -1,14 +1,16 @@
-"""Built-in metrics: classification (scikit-learn), entity-level F1 (seqeval), perplexity, regression.
+"""Built-in metrics: classification (scikit-learn), entity-level F1 (seqeval), perplexity, regression,
+and generation (:mod:`hone_plugins.metrics.generation`: ROUGE, BLEU, chrF, exact match).
 
-scikit-learn, seqeval and numpy are imported inside ``compute`` so that importing this module
-(which ``hone plugins`` does) stays cheap.
+scikit-learn, seqeval, numpy, rouge-score and sacrebleu are imported inside ``compute`` so that
+importing this module (which ``hone plugins`` does) stays cheap. Each metric declares its scalar
+results and which way each improves (``results=``); reports and matrices are not declared.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hone.components import EvalOutput
 from hone.hookspecs import hookimpl
 from hone.registry import NoParams, Register
+from hone_plugins.metrics import generation
 
 Average = Literal["micro", "macro", "weighted", "binary"]
 Scheme = Literal["IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU"]
@@ -341,15 +344,39 @@ def pearson(params: NoParams) -> Pearson:
     return Pearson()
 
 
+def class_score_results(score: Literal["precision", "recall", "f1"]) -> Callable[[AveragedParams], dict[str, str]]:
+    """The key :class:`ClassScore` reports for given params: ``f1`` for average=binary, else ``f1_<average>``."""
+
+    def results(params: AveragedParams) -> dict[str, str]:
+        return {score if params.average == "binary" else f"{score}_{params.average}": "max"}
+
+    return results
+
+
+def entity_results(params: EntityParams) -> dict[str, str]:
+    suffix = "_strict" if params.mode == "strict" else ""
+    return {f"entity_{score}{suffix}": "max" for score in ("precision", "recall", "f1")}
+
+
+REPORT_RESULTS = {
+    f"{score}_{average}": "max" for average in ("macro", "weighted") for score in ("precision", "recall", "f1")
+}
+
+
 @hookimpl
 def register_metrics(register: Register) -> None:
-    register("accuracy", accuracy, NoParams)
-    register("precision", precision, AveragedParams)
-    register("recall", recall, AveragedParams)
-    register("f1", f1, AveragedParams)
-    register("classification-report", classification_report, ZeroDivisionParams)
-    register("entity-f1", entity_f1, EntityParams)
-    register("confusion-matrix", confusion_matrix, NoParams)
-    register("perplexity", perplexity, NoParams)
-    register("mse", mse, NoParams)
-    register("pearson", pearson, NoParams)
+    register("accuracy", accuracy, NoParams, results={"accuracy": "max"})
+    register("precision", precision, AveragedParams, results=class_score_results("precision"))
+    register("recall", recall, AveragedParams, results=class_score_results("recall"))
+    register("f1", f1, AveragedParams, results=class_score_results("f1"))
+    register("classification-report", classification_report, ZeroDivisionParams,
+             results={**REPORT_RESULTS, "accuracy": "max"})
+    register("entity-f1", entity_f1, EntityParams, results=entity_results)
+    register("confusion-matrix", confusion_matrix, NoParams, results={})  # a matrix only: no scalar result
+    register("perplexity", perplexity, NoParams, results={"perplexity": "min"})
+    register("mse", mse, NoParams, results={"mse": "min"})
+    register("pearson", pearson, NoParams, results={"pearson": "max"})
+    register("rouge", generation.rouge, generation.RougeParams, results=generation.rouge_results)
+    register("bleu", generation.bleu, generation.BleuParams, results={"bleu": "max"})
+    register("chrf", generation.chrf, generation.ChrfParams, results=generation.chrf_results)
+    register("exact-match", generation.exact_match, generation.ExactMatchParams, results={"exact_match": "max"})

@@ -1,4 +1,4 @@
-"""An example hone plugin: the ``exact-match`` metric and the ``prune-small`` and
+"""An example hone plugin: the ``example-token-f1`` metric and the ``prune-small`` and
 ``prune-unseen-embeddings`` compressors.
 
 This module is what the ``hone.plugins`` entry point names, so ``hone plugins`` imports it:
@@ -18,15 +18,15 @@ from hone.registry import Register
 if TYPE_CHECKING:
     from hone_example_plugin.compressors import PruneSmall
     from hone_example_plugin.embeddings import PruneUnseenEmbeddings
-    from hone_example_plugin.metrics import ExactMatch
+    from hone_example_plugin.metrics import TokenF1
 
 __version__ = "0.1.0"
 
 
-class ExactMatchParams(BaseModel):
+class TokenF1Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ignore_case: bool = Field(False, description="Compare text predictions case-insensitively.")
-    strip: bool = Field(True, description="Ignore leading and trailing whitespace of text predictions.")
+    outside: str = Field("O", description="The tag of tokens outside any entity; they are not counted.")
+    ignore_prefix: bool = Field(False, description="Compare entity types only: B-PER and I-PER count as the same tag.")
 
 
 class PruneSmallParams(BaseModel):
@@ -48,11 +48,11 @@ class PruneUnseenEmbeddingsParams(BaseModel):
     min_count: int = Field(1, ge=1, description="Keep the rows of tokens seen at least this often in the training data.")
 
 
-def exact_match(params: ExactMatchParams) -> ExactMatch:
-    """Fraction of examples predicted exactly (for tag sequences: the whole sentence right)."""
-    from hone_example_plugin.metrics import ExactMatch
+def token_f1(params: TokenF1Params) -> TokenF1:
+    """Token-level precision/recall/F1 over entity tags (tokens tagged O are not counted)."""
+    from hone_example_plugin.metrics import TokenF1
 
-    return ExactMatch(ignore_case=params.ignore_case, strip=params.strip)
+    return TokenF1(outside=params.outside, ignore_prefix=params.ignore_prefix)
 
 
 def prune_small(params: PruneSmallParams) -> PruneSmall:
@@ -71,7 +71,10 @@ def prune_unseen_embeddings(params: PruneUnseenEmbeddingsParams) -> PruneUnseenE
 
 @hookimpl
 def register_metrics(register: Register) -> None:
-    register("exact-match", exact_match, ExactMatchParams)
+    # "token-f1" would be a generic name: prefix it with the project's so no other plugin takes it.
+    # results= declares each scalar result and which way it improves.
+    register("example-token-f1", token_f1, TokenF1Params,
+             results={"token_precision": "max", "token_recall": "max", "token_f1": "max"})
 
 
 @hookimpl

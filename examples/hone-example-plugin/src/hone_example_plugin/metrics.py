@@ -1,4 +1,4 @@
-"""The ``exact-match`` metric."""
+"""The ``example-token-f1`` metric."""
 
 from __future__ import annotations
 
@@ -7,23 +7,21 @@ from typing import Any
 from hone.components import EvalOutput
 
 
-class ExactMatch:
-    """Fraction of examples whose whole prediction equals the reference.
+class TokenF1:
+    """Token-level precision, recall and F1 over entity tags.
 
-    A tag sequence counts only if every tag is right; text is compared after the optional
-    case folding and whitespace stripping.
+    A token tagged ``outside`` (``O``) is no entity and is not counted: precision is the share of
+    tokens predicted as an entity whose tag is right, recall the share of entity tokens whose tag
+    is right. With ``ignore_prefix`` only the entity type counts (``B-PER`` and ``I-PER`` match).
     """
 
-    def __init__(self, *, ignore_case: bool = False, strip: bool = True) -> None:
-        self.ignore_case, self.strip = ignore_case, strip
+    def __init__(self, *, outside: str = "O", ignore_prefix: bool = False) -> None:
+        self.outside, self.ignore_prefix = outside, ignore_prefix
 
-    def _normalise(self, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return [self._normalise(item) for item in value]
-        if isinstance(value, str):
-            value = value.strip() if self.strip else value
-            return value.casefold() if self.ignore_case else value
-        return value
+    def _tag(self, tag: str) -> str:
+        if self.ignore_prefix and tag != self.outside:
+            return tag.split("-", 1)[-1]
+        return tag
 
     def compute(self, output: EvalOutput) -> dict[str, Any]:
         predictions, references = list(output.predictions), list(output.references)
@@ -31,5 +29,18 @@ class ExactMatch:
             raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
         if not predictions:
             raise ValueError("no predictions to score")
-        correct = sum(self._normalise(p) == self._normalise(r) for p, r in zip(predictions, references))
-        return {"exact_match": correct / len(predictions)}
+        predicted = gold = correct = 0
+        for i, (p, r) in enumerate(zip(predictions, references)):
+            if not (isinstance(p, (list, tuple)) and isinstance(r, (list, tuple))):
+                raise ValueError(f"example {i}: example-token-f1 scores tag sequences, got {type(p).__name__}")
+            if len(p) != len(r):
+                raise ValueError(f"example {i}: {len(p)} predicted tags but {len(r)} reference tags")
+            for predicted_tag, reference_tag in zip(map(self._tag, p), map(self._tag, r)):
+                predicted += predicted_tag != self.outside
+                gold += reference_tag != self.outside
+                correct += predicted_tag == reference_tag != self.outside
+        return {
+            "token_precision": correct / predicted if predicted else 0.0,
+            "token_recall": correct / gold if gold else 0.0,
+            "token_f1": 2 * correct / (predicted + gold) if predicted + gold else 0.0,
+        }
