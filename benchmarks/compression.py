@@ -66,7 +66,7 @@ def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, A
     from hone_plugins.stages.sizes import model_report
     from hone.run.devices import model_inputs
     from hone.run.evaluation import compute_metrics, predict_split
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     task, model, tokenizer, labels = load_predictor(str(model_dir), host, device="cpu")
     saved = yaml.safe_load((model_dir.parent / "spec.yaml").read_text())

@@ -45,7 +45,7 @@ def distill_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 def load(source: Path, host: Any, limit: int | None, data: Path) -> SimpleNamespace:
     """A saved model with the test sentences encoded by its tokenizer."""
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     task, model, tokenizer, labels = load_predictor(str(source), host, device="cpu")
     test = host.registries.get("reader", "conll").build({}).read(data / "test.txt")[:limit]

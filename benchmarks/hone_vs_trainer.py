@@ -82,7 +82,7 @@ def run_hone(data: SimpleNamespace, args: argparse.Namespace, precision: str) ->
     from common import stage_timings
 
     seconds = sum(stage_timings(out)["0-train"]["epochs"])
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     task, model, tokenizer, _ = load_predictor(str(out), data.host)
     return seconds, test_f1(data, model, tokenizer)

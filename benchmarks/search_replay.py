@@ -76,7 +76,7 @@ def replay(spec: RunSpec, host: PluginHost, seed: int, points: dict[tuple[Any, .
     """The trials the spec's searcher and pruner run with searcher seed ``seed``, answered from ``points``."""
     import optuna
 
-    from hone.search_study import make_pruner, make_sampler
+    from hone_plugins.search.study import make_sampler
 
     assert spec.search is not None and spec.search.trials is not None
     search = spec.search.model_copy(update={"seed": seed})
@@ -84,7 +84,7 @@ def replay(spec: RunSpec, host: PluginHost, seed: int, points: dict[tuple[Any, .
     space = search.parsed_space()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=search.objectives[0].goal, sampler=make_sampler(spec, host, space),
-                                pruner=make_pruner(search.pruner))
+                                pruner=host.build("pruner", search.pruner))
     trials: list[Replayed] = []
 
     def objective(trial: optuna.Trial) -> float:

@@ -87,3 +87,8 @@ def register_spec_sections(register: Register) -> None:
 @hookspec
 def register_report_sections(register: Register) -> None:
     """Register run-report sections: ``factory(params) -> ReportSection`` with ``sections(run) -> list[Section]``."""
+
+
+@hookspec
+def register_runtimes(register: Register) -> None:
+    """Register serving runtimes for ``hone predict --runtime``: ``factory(params) -> Runtime`` with ``load(source)``."""

@@ -66,8 +66,8 @@ class PluginHost:
         return origin.describe() if origin.distribution else f"{origin.describe()} in {origin.module}"
 
     def build(self, kind: str, ref: Any, *args: Any, **kwargs: Any) -> Any:
-        """Build a component from a spec reference (a ``ComponentRef``, a stage's spec), a name, or
-        ``{name: ..., <param>: ...}``; an error names the component, its plugin and its distribution."""
+        """Build a component from a spec reference (a ``ComponentRef``, a stage's spec), a name,
+        ``{name: ..., <param>: ...}`` or ``(name, params)``; an error names the component, its plugin and its distribution."""
         name, params = reference(kind, ref)
         component = self.registries.get(kind, name)
         try:
@@ -101,6 +101,8 @@ def reference(kind: str, ref: Any) -> tuple[str, Any]:
     """(name, params) of a reference to a component: params validated already, a mapping, or None."""
     if isinstance(ref, str):
         return ref, None
+    if isinstance(ref, tuple):
+        return ref
     if isinstance(ref, Mapping):
         return str(ref.get("name")), {k: v for k, v in ref.items() if k != "name"}
     if kind == "stage":

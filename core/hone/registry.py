@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 KINDS: tuple[str, ...] = (
     "metric", "optimizer", "scheduler", "compressor", "distiller", "searcher", "pruner", "task", "reader",
-    "callback", "stage", "command", "spec_section", "report_section",
+    "callback", "stage", "command", "spec_section", "report_section", "runtime",
 )
 INFO: dict[str, tuple[str, ...]] = {
     "metric": ("results",),  # {result: "max" | "min"}, or a callable(params) giving it
@@ -113,6 +113,8 @@ def check_info(kind: str, name: str, info: Mapping[str, Any]) -> None:
     if unknown:
         known = ", ".join(INFO.get(kind, ())) or "none"
         raise RegistryError(f"{kind} '{name}': register() got unknown keyword {', '.join(unknown)} (a {kind} takes: {known})")
+    if kind == "spec_section" and not name.isidentifier():
+        raise RegistryError(f"spec section '{name}': a section's name is a spec key: letters, digits and '_'")
     if kind == "stage" and info.get("model", "keeps") not in MODEL_EFFECTS:
         raise RegistryError(f"stage '{name}': model={info['model']!r}; use one of {', '.join(MODEL_EFFECTS)}")
     results = info.get("results")

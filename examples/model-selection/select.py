@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from hone.compare import compare, plot
+from hone_plugins.report.compare import compare, plot
 from hone.errors import HoneError
-from hone.report import try_write_report
-from hone.rundata import find_metric, load_run, model_size, wall_seconds
+from hone_plugins.report.write import try_write_report
+from hone_plugins.report.rundata import find_metric, load_run, model_size, wall_seconds
 
 MEASURES = ("latency_ms", "size_mb", "parameters_m", "wall_s")
 
@@ -60,7 +60,7 @@ def sentences(spec: Any, host: Any, count: int) -> list[dict[str, str]]:
 
 def latency_ms(run_dir: Path, records: list[dict[str, str]], host: Any, device: str) -> float:
     """Median milliseconds to predict one sentence at batch size 1, after three warm-up calls."""
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     task, model, tokenizer, labels = load_predictor(str(run_dir), host, device=device)
     options = {"batch_size": 1, "threshold": 0.0, "min_span_length": 1, "max_new_tokens": 1}

@@ -10,7 +10,7 @@ from hone.hookspecs import hookimpl
 from hone.registry import NoParams, Register
 
 if TYPE_CHECKING:
-    from hone.space import SearchSpace
+    from hone_plugins.search.space import SearchSpace
 
 
 class TpeParams(BaseModel):

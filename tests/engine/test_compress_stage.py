@@ -84,7 +84,7 @@ def _name(case: Any) -> str:
 @pytest.mark.parametrize("compressor", COMPRESSORS, ids=[_name(c) for c in COMPRESSORS])
 def test_compressed_run_reports_and_reloads_with_identical_outputs(
         tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, compressor: dict[str, Any]) -> None:
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     spec = spec_with(tiny_bert, HEAD, {"type": "compress", "name": "compress", "compressor": compressor}, TEST)
     run_dir, captured = run_capturing(tmp_path, spec, monkeypatch)
@@ -281,7 +281,7 @@ def test_the_compression_benchmark_runs_on_a_few_sentences(tmp_path: Path, tiny_
 ], ids=["structured", "wanda-2:4"])
 def test_a_compressed_causal_lm_reloads_for_hone_predict(
         tmp_path: Path, tiny_gpt2: Path, monkeypatch: pytest.MonkeyPatch, compressor: dict[str, Any]) -> None:
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": "john smith lives in paris ."}) + "\n" for _ in range(16)))

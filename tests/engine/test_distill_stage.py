@@ -186,7 +186,7 @@ def test_sequence_classification_and_causal_lm_distil_too(tmp_path: Path, tiny_b
 
 def test_a_pruned_model_recovers_by_learning_from_its_unpruned_original(tmp_path: Path, tiny_bert: Path) -> None:
     from hone.plugins import load_plugins
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     original = run_spec(tmp_path, distill_spec(tiny_bert, TEACHER), "original")
     prune = {"type": "compress", "name": "prune", "compressor": {"name": "structured", "heads_fraction": 0.5, "ffn_fraction": 0.5}}

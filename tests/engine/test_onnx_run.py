@@ -22,7 +22,7 @@ from .test_compress_stage import HEAD, SENTENCES, TEST, StopAt, logits, predict_
 @pytest.mark.slow
 def test_an_onnx_int8_stage_evaluates_saves_and_predicts(tmp_path: Path, tiny_bert: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
     from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel
 
     stage = {"type": "compress", "name": "int8", "compressor": {"name": "onnx-int8"}, "metrics": ["accuracy"],

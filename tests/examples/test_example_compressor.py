@@ -114,7 +114,7 @@ def plugins_dir(tmp_path: Path) -> Path:
 
 def test_selected_by_name_in_a_run_and_served_by_hone_predict(
         tmp_path: Path, tiny_bert: Path, plugins_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hone.predict import load_predictor
+    from hone_plugins.commands.predict import load_predictor
 
     spec = {
         "model": str(tiny_bert), "device": "cpu", "plugins_dir": [str(plugins_dir)],

@@ -89,7 +89,7 @@ def test_plugins_json_lists_every_builtin_component(capsys: pytest.CaptureFixtur
         if row["distribution"] == "hone-ml":
             assert row["status"] == "ok", row
             assert row["version"] == hone.__version__
-            assert row["module"] == f"hone_plugins.{row['name']}"
+            assert row["module"] == f"hone_plugins.{row['name'].removeprefix('hone.')}"
             assert row["kind"] == sorted(row["components"])
             for kind in set(row["components"]) & set(registered):
                 registered[kind] |= set(row["components"][kind])
@@ -98,9 +98,9 @@ def test_plugins_json_lists_every_builtin_component(capsys: pytest.CaptureFixtur
 
 
 def test_plugins_json_rows_say_where_each_component_comes_from(capsys: pytest.CaptureFixture[str]) -> None:
-    optimizers = next(row for row in plugins_json(capsys) if row["name"] == "optimizers")
+    optimizers = next(row for row in plugins_json(capsys) if row["name"] == "hone.optimizers")
     assert optimizers == {
-        "name": "optimizers",
+        "name": "hone.optimizers",
         "kind": ["optimizer"],
         "components": {"optimizer": BUILTINS["optimizer"]},
         "distribution": "hone-ml",

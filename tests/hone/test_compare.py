@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hone.cli import main
-from hone.compare import compare, render
+from hone_plugins.report.compare import compare, render
 
 from .conftest import TinyRuns
 

@@ -16,7 +16,7 @@ PREDS = [["I-PER", "I-PER", "O", "B-LOC", "I-LOC"]]
 
 
 def metric(name: str, **params: Any) -> tuple[str, Any]:
-    return name, load_plugins(allowed=["metrics"]).registries.get("metric", name).build(params)
+    return name, load_plugins(allowed=["hone.metrics"]).registries.get("metric", name).build(params)
 
 
 def test_both_entity_modes_in_one_evaluation_keep_their_own_results() -> None:

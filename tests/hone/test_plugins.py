@@ -17,17 +17,22 @@ from hone.plugins import PluginHost, PluginInfo, PluginLoadWarning, load_plugins
 from hone.registry import UnknownComponentError
 
 BUILTIN_PLUGINS = {
-    "callbacks": {"callback": ["csv-logger"]},
-    "compressors": {"compressor": ["magnitude", "structured", "dynamic-int8", "weight-int8", "half"]},
-    "distillers": {"distiller": ["logits", "hidden"]},
-    "metrics": {"metric": ["accuracy", "precision", "recall", "f1", "entity-f1", "confusion-matrix"]},
-    "optimizers": {"optimizer": ["sgd", "adam", "adamw", "adafactor"]},
-    "readers": {"reader": ["conll", "tsv", "csv", "jsonl"]},
-    "schedulers": {"scheduler": ["constant", "linear", "cosine", "step", "exponential", "reduce-on-plateau"]},
-    "searchers": {"searcher": ["grid", "random", "tpe", "nsga2"]},
-    "stages": {"stage": ["train", "evaluate", "compress", "distill"]},
-    "tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
-    "trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
+    "hone.callbacks": {"callback": ["csv-logger"]},
+    "hone.compressors": {"compressor": ["magnitude", "structured", "dynamic-int8", "weight-int8", "half"]},
+    "hone.distillers": {"distiller": ["logits", "hidden"]},
+    "hone.metrics": {"metric": ["accuracy", "precision", "recall", "f1", "entity-f1", "confusion-matrix"]},
+    "hone.optimizers": {"optimizer": ["sgd", "adam", "adamw", "adafactor"]},
+    "hone.readers": {"reader": ["conll", "tsv", "csv", "jsonl"]},
+    "hone.schedulers": {"scheduler": ["constant", "linear", "cosine", "step", "exponential", "reduce-on-plateau"]},
+    "hone.searchers": {"searcher": ["grid", "random", "tpe", "nsga2"]},
+    "hone.stages": {"stage": ["train", "evaluate", "compress", "distill"]},
+    "hone.search": {"command": ["search"], "pruner": ["none", "median", "percentile", "hyperband", "successive-halving"],
+               "spec_section": ["search"]},
+    "hone.report": {"command": ["report", "compare"]},
+    "hone.commands": {"command": ["run", "predict"]},
+    "hone.runtimes": {"runtime": ["onnxruntime"]},
+    "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
+    "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 
 TOP_K = '''
@@ -168,7 +173,7 @@ def assert_builtins_work(host: PluginHost) -> None:
 
 def test_builtins_are_declared_as_hone_plugins_entry_points_of_hone_ml() -> None:
     entry_points = importlib.metadata.distribution("hone-ml").entry_points.select(group="hone.plugins")
-    assert {ep.name: ep.value for ep in entry_points} == {name: f"hone_plugins.{name}" for name in BUILTIN_PLUGINS}
+    assert {ep.name: ep.value for ep in entry_points} == {name: f"hone_plugins.{name.removeprefix('hone.')}" for name in BUILTIN_PLUGINS}
 
 
 def test_builtins_are_discovered_through_entry_points() -> None:
@@ -176,14 +181,14 @@ def test_builtins_are_discovered_through_entry_points() -> None:
     for name in BUILTIN_PLUGINS:
         info = plugin(host, name)
         assert (info.source, info.distribution, info.version) == ("entry-point", "hone-ml", hone.__version__)
-        assert (info.module, info.status, info.error) == (f"hone_plugins.{name}", "ok", None)
+        assert (info.module, info.status, info.error) == (f"hone_plugins.{name.removeprefix('hone.')}", "ok", None)
 
 
 def test_builtin_components_are_registered_with_their_origin() -> None:
     host = load_quietly()
     assert_builtins_work(host)
     adamw = host.registries.get("optimizer", "adamw")
-    assert (adamw.origin.plugin, adamw.origin.module) == ("optimizers", "hone_plugins.optimizers")
+    assert (adamw.origin.plugin, adamw.origin.module) == ("hone.optimizers", "hone_plugins.optimizers")
     for name, components in BUILTIN_PLUGINS.items():
         for kind, names in components.items():
             assert set(names) <= set(plugin(host, name).components[kind])
@@ -300,7 +305,7 @@ def test_plugin_taking_a_registered_name_fails_and_the_first_keeps_it(tmp_path: 
     info = plugin(host, "dup")
     assert info.status == "failed"
     assert "Duplicate metric 'accuracy'" in (info.error or "")
-    assert "plugin 'metrics' (hone-ml 0.1.0)" in (info.error or "")
+    assert "plugin 'hone.metrics' (hone-ml 0.1.0)" in (info.error or "")
     assert "plugin 'dup' (no distribution)" in (info.error or "")
     assert host.registries.get("metric", "accuracy").origin.distribution == "hone-ml"
     assert "fresh-metric" not in host.registries["metric"]
@@ -353,26 +358,26 @@ def test_a_whole_distribution_can_be_disabled(install_distribution: Distribution
 
 
 def test_disabling_a_builtin_removes_its_components(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "optimizers")
+    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "hone.optimizers")
     host = load_quietly()
-    assert plugin(host, "optimizers").status == "disabled"
+    assert plugin(host, "hone.optimizers").status == "disabled"
     with pytest.raises(UnknownComponentError, match="Unknown optimizer 'adamw'. Available: none installed"):
         host.registries.get("optimizer", "adamw")
     assert "accuracy" in host.registries["metric"]
 
 
 def test_disabled_argument_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "optimizers")
-    host = load_quietly(disabled=["metrics"])
-    assert plugin(host, "optimizers").status == "ok"
-    assert plugin(host, "metrics").status == "disabled"
+    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "hone.optimizers")
+    host = load_quietly(disabled=["hone.metrics"])
+    assert plugin(host, "hone.optimizers").status == "ok"
+    assert plugin(host, "hone.metrics").status == "disabled"
 
 
 def test_allow_list_loads_only_the_named_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HONE_ALLOW_PLUGINS", "metrics,readers")
+    monkeypatch.setenv("HONE_ALLOW_PLUGINS", "hone.metrics,hone.readers")
     host = load_quietly()
-    assert {info.name for info in host.plugins if info.status == "ok"} == {"metrics", "readers"}
-    optimizers = plugin(host, "optimizers")
+    assert {info.name for info in host.plugins if info.status == "ok"} == {"hone.metrics", "hone.readers"}
+    optimizers = plugin(host, "hone.optimizers")
     assert (optimizers.status, optimizers.error) == ("disabled", "not in HONE_ALLOW_PLUGINS")
     assert len(host.registries["optimizer"]) == 0 and "conll" in host.registries["reader"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hone.report import build_report, try_write_report, write_report
+from hone_plugins.report.write import build_report, try_write_report, write_report
 
 from .conftest import TinyRuns
 

@@ -481,7 +481,7 @@ def test_hone_plugins_lists_the_compressors_and_every_parameter_is_described(
     from hone.cli import main
 
     assert main(["plugins", "--json"]) == 0
-    plugin = next(p for p in json.loads(capsys.readouterr().out) if p["name"] == "compressors")
+    plugin = next(p for p in json.loads(capsys.readouterr().out) if p["name"] == "hone.compressors")
     assert plugin["status"] == "ok" and NEW_COMPRESSORS | {"magnitude", "structured"} <= set(plugin["components"]["compressor"])
     builtin = [c for c in host.registries["compressor"] if c.origin.module == "hone_plugins.compressors"]
     assert {c.name for c in builtin} >= NEW_COMPRESSORS

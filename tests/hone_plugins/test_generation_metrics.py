@@ -29,7 +29,7 @@ DOG = "The quick brown dog jumps on the log."
 
 @pytest.fixture(scope="module")
 def host() -> PluginHost:
-    return load_plugins(allowed=["metrics"])
+    return load_plugins(allowed=["hone.metrics"])
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ SEED_PRED = [0, 1, 0, 0, 1]
 @pytest.fixture(scope="module")
 def host() -> PluginHost:
     # Only the metrics entry point: sibling built-in plugins are not this module's concern.
-    return load_plugins(allowed=["metrics"])
+    return load_plugins(allowed=["hone.metrics"])
 
 
 def compute(
@@ -44,7 +44,7 @@ def compute(
 
 
 def test_registered_through_entry_point(host: PluginHost) -> None:
-    info = next(p for p in host.plugins if p.name == "metrics")
+    info = next(p for p in host.plugins if p.name == "hone.metrics")
     assert info.status == "ok", info.error
     assert sorted(info.components["metric"]) == NAMES
     for component in host.registries["metric"]:

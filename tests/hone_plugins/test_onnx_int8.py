@@ -101,4 +101,4 @@ def test_plugins_json_lists_onnx_int8(capsys: pytest.CaptureFixture[str]) -> Non
 
     assert main(["plugins", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
-    assert "onnx-int8" in rows["compressors"]["components"]["compressor"] and rows["compressors"]["status"] == "ok"
+    assert "onnx-int8" in rows["hone.compressors"]["components"]["compressor"] and rows["hone.compressors"]["status"] == "ok"

@@ -15,7 +15,7 @@ from hone.registry import Component
 
 @pytest.fixture(scope="module")
 def host() -> PluginHost:
-    return load_plugins(allowed={"optimizers", "schedulers"})
+    return load_plugins(allowed={"hone.optimizers", "hone.schedulers"})
 
 
 def optimizer(host: PluginHost, name: str) -> Component:

@@ -14,7 +14,7 @@ from hone.plugins import PluginHost, load_plugins
 
 @pytest.fixture(scope="module")
 def host() -> PluginHost:
-    return load_plugins(allowed={"optimizers", "schedulers"})
+    return load_plugins(allowed={"hone.optimizers", "hone.schedulers"})
 
 
 def build(host: PluginHost, name: str, params: dict[str, Any], total_steps: int = 100, lr: float = 1.0) -> Any:

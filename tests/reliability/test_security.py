@@ -157,11 +157,11 @@ def test_the_allow_list_keeps_a_specs_plugins_dir_module_from_running(tmp_path: 
 
 
 def test_disabling_wins_over_allowing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HONE_ALLOW_PLUGINS", "metrics,readers")
-    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "metrics")
+    monkeypatch.setenv("HONE_ALLOW_PLUGINS", "hone.metrics,hone.readers")
+    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "hone.metrics")
     host = load_plugins(warn=False)
     status = {info.name: info.status for info in host.plugins}
-    assert status["metrics"] == "disabled" and status["readers"] == "ok" and status["optimizers"] == "disabled"
+    assert status["hone.metrics"] == "disabled" and status["hone.readers"] == "ok" and status["hone.optimizers"] == "disabled"
 
 
 def test_the_allow_list_applies_to_the_cli(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_the_allow_list_applies_to_the_cli(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert (rows["sneaky"]["status"], rows["sneaky"]["error"]) == ("disabled", "not in HONE_ALLOW_PLUGINS")
-    assert rows["metrics"]["status"] == "ok" and not marker.exists()
+    assert rows["hone.metrics"]["status"] == "ok" and not marker.exists()
 
 
 @pytest.mark.parametrize("filename", ["../../escape.csv", "/tmp/escape.csv", "a/../../escape.csv", "..\\escape.csv", "C:\\escape.csv"])

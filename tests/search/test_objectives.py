@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hone.objectives import ObjectiveError, objective_value
-from hone.search_study import TrialPrunedError, TrialReporter
+from hone_plugins.search.objectives import ObjectiveError, objective_value
+from hone_plugins.search.study import TrialPrunedError, TrialReporter
 
 RESULTS = {
     "all": {"validation": {"loss": 0.9, "accuracy": 0.7}, "steps": 12},

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hone.run.runner import run
-from hone.search import search_command
+from hone_plugins.search.command import search_command
 from hone.spec.loading import load_spec
 
 LR = "stages[0].optimizer.lr"
@@ -213,7 +213,7 @@ def test_hone_search_writes_the_report_when_it_ends(spec_file: Any, tmp_path: Pa
 def test_the_search_seed_changes_the_proposals_not_the_trials_seed(spec_file: Any) -> None:
     import optuna
 
-    from hone.search_study import make_sampler
+    from hone_plugins.search.study import make_sampler
 
     def first_proposals(search_seed: int | None) -> list[float]:
         search = {"searcher": "random", "objectives": "test.accuracy", "trials": 2, "space": {LR: {"loguniform": [1e-4, 1e-2]}}}

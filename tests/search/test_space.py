@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hone.search import prepare
-from hone.space import Choice, Components, Float, Int, SearchSpace, SpaceError, apply, parse_entry, parse_path
+from hone_plugins.search.command import prepare
+from hone_plugins.search.space import Choice, Components, Float, Int, SearchSpace, SpaceError, apply, parse_entry, parse_path
 from hone.spec.loading import SpecError
 
 from .conftest import search_spec, write_spec
@@ -137,7 +137,7 @@ def test_each_sampled_spec_must_still_validate(tmp_path: Path) -> None:
 def test_grid_over_a_continuous_range_and_pruning_several_objectives_are_refused(tmp_path: Path) -> None:
     problems = _problems(tmp_path, {"searcher": "grid", "objectives": "test.accuracy",
                                     "space": {"stages[0].optimizer.lr": {"loguniform": [1e-4, 1e-2]}}})
-    assert "search.searcher: searcher 'grid' from plugin 'searchers' (hone-ml 0.1.0): a grid needs finite values, but stages[0].optimizer.lr is continuous" in problems[0]
+    assert "search.searcher: searcher 'grid' from plugin 'hone.searchers' (hone-ml 0.1.0): a grid needs finite values, but stages[0].optimizer.lr is continuous" in problems[0]
     problems = _problems(tmp_path, {"searcher": "random", "objectives": "test.accuracy", "space": {"seed": [1, 2]}})
     assert "never runs out of points: set `trials` or `timeout`" in problems[0]
     problems = _problems(tmp_path, {"objectives": ["test.accuracy", "test.loss"], "pruner": "median", "trials": 2,

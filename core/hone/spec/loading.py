@@ -207,3 +207,10 @@ def load_spec(path: str | Path, host: PluginHost | None = None, plugins_dirs: li
 def _describe(error: BaseException) -> str:
     text = f"{type(error).__name__}: {error}"
     return text if len(text) < 200 else text[:200] + "..."
+
+
+def check_sections(file: str | Path, spec: RunSpec, host: PluginHost) -> None:
+    """The checks of each section the spec has (``search:``...) that look across the whole spec; a SpecError if any fails."""
+    for section in host.registries["spec_section"]:
+        if (settings := getattr(spec, section.name, None)) is not None:
+            host.build("spec_section", (section.name, settings)).check(spec, host, Path(file))

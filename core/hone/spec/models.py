@@ -12,7 +12,6 @@ from pydantic import (BaseModel, ConfigDict, Field, SerializationInfo, Serialize
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hone.registry import Registries, UnknownComponentError
-from hone.space import SearchSpace, SpaceError, parse_entry, parse_path
 
 
 AS_WRITTEN = "as_written"  # a dump context key: component params as the spec wrote them
@@ -133,95 +132,6 @@ class DataSpec(Strict):
         return self
 
 
-MINIMIZED = ("loss", "perplexity", "mse", "error", "latency", "seconds", "size", "bytes", "parameters", "nonzero")
-
-
-class Objective(Strict):
-    """A result to optimise: ``<stage name>.<metric>``, or ``validation.<metric>`` for the last validation result."""
-
-    metric: str = Field(description="e.g. test.entity_f1, all.validation.accuracy, compress.after.sparsity, validation.loss.")
-    direction: Literal["maximize", "minimize"] | None = Field(None, description="Default: minimize loss-, error-, size- and latency-like names.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, data: Any) -> Any:
-        return {"metric": data} if isinstance(data, str) else data
-
-    @property
-    def goal(self) -> Literal["maximize", "minimize"]:
-        if self.direction:
-            return self.direction
-        return "minimize" if any(k in self.metric.rsplit(".", 1)[-1] for k in MINIMIZED) else "maximize"
-
-
-class PrunerSpec(Strict):
-    """Stops unpromising trials early from their per-epoch validation results."""
-
-    name: Literal["none", "median", "hyperband"] = "none"
-    startup_trials: int = Field(3, ge=0, description="median: finished trials before any trial is pruned.")
-    warmup_evals: int = Field(0, ge=0, description="median: evaluations a trial gets before it may be pruned.")
-    min_evals: int = Field(1, ge=1, description="hyperband: evaluations every trial gets (min_resource).")
-    reduction_factor: int = Field(3, ge=2, description="hyperband: 1/reduction_factor of the trials go on at each rung.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
-
-
-class SearchSpec(Strict):
-    """``hone search``: trials of the spec with values from ``space``, chosen by a searcher plugin."""
-
-    searcher: SearcherRef = Field("tpe", validate_default=True)  # type: ignore[valid-type]
-    seed: int | None = Field(None, description="Seed of the searcher's proposals; default: the spec's `seed`. Trials "
-                             "train with the spec's seed either way, so another value searches the same problem afresh.")
-    objectives: list[Objective] = Field(min_length=1, description="One metric, or several for a Pareto front.")
-    trials: int | None = Field(None, gt=0, description="Trials in all (across workers and restarts); a grid defaults to its size. "
-                               "A repeated point reuses its result and does not count.")
-    max_repeats: int = Field(20, gt=0, description="Stop once the searcher has proposed only points already run this many "
-                             "times in a row: it has converged, or a finite space is used up.")
-    timeout: float | None = Field(None, gt=0, description="Seconds after which no new trial starts (per `hone search` call).")
-    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
-    storage: str | None = Field(None, description="Optuna storage URL (postgresql://... for several machines); default: "
-                                "SQLite in the search directory.")
-    study: str | None = Field(None, description="Study name in the storage; default: the spec's name.")
-    keep: Literal["best", "all", "none"] = Field("best", description="Trials whose final model stays in trials/<n>/model: the best "
-                                                 "(or Pareto-optimal) ones, all, or none. Checkpoints go once a trial ends.")
-    space: dict[str, Any] = Field(min_length=1, description="Spec path -> [values] | {choice: [...]} | {uniform|loguniform|int: "
-                                  "[low, high], step?, log?} | {choices: {component: {param: range or value} | null}}.")
-
-    @field_validator("objectives", mode="before")
-    @classmethod
-    def _one_objective(cls, value: Any) -> Any:
-        return value if isinstance(value, list) else [value]
-
-    @field_validator("space")
-    @classmethod
-    def _space(cls, space: dict[str, Any]) -> dict[str, Any]:
-        details = []
-        for key, value in space.items():
-            try:
-                parse_path(key)
-                parse_entry(value)
-            except SpaceError as error:
-                details.append(InitErrorDetails(type=PydanticCustomError("search_space", str(error)), loc=(key, *error.loc), input=value))
-        if details:
-            raise ValidationError.from_exception_data(cls.__name__, details)
-        return space
-
-    @model_validator(mode="after")
-    def _objectives(self) -> SearchSpec:
-        metrics = [o.metric for o in self.objectives]
-        if len(set(metrics)) != len(metrics):
-            raise ValueError(f"an objective is named twice: {', '.join(metrics)}")
-        if len(metrics) > 1 and self.pruner.name != "none":
-            raise ValueError("pruning needs a single objective (Optuna cannot prune multi-objective trials); set `pruner: none`")
-        return self
-
-    def parsed_space(self) -> SearchSpace:
-        return SearchSpace.parse(self.space)
-
-
 class RunSpec(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     seed: int = 42
@@ -234,7 +144,6 @@ class RunSpec(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
     stages: list[StageSpec] = Field(min_length=1, description="What the run does, in order; `type` picks a stage kind.")
-    search: SearchSpec | None = Field(None, description="Used by `hone search`; `hone run` runs the spec as it is.")
 
     @model_validator(mode="after")
     def _training_data(self) -> RunSpec:
@@ -277,14 +186,19 @@ class RunSpec(Strict):
 
 def spec_model(registries: Registries) -> type[RunSpec]:
     """The RunSpec of these plugins: its stages a union of the registered stage kinds, picked by ``type``."""
-    key = ("spec_model", *((c.name, c.aliases, c.params) for c in registries["stage"]))
+    key = ("spec_model", *((c.kind, c.name, c.aliases, c.params) for kind in ("stage", "spec_section") for c in registries[kind]))
     cached = registries.cache.get(key)
     if cached is None:
         kinds = [_stage_model(component) for component in registries["stage"]]
         item: Any = StageSpec if not kinds else kinds[0] if len(kinds) == 1 else \
             Annotated[Union[tuple(kinds)], Field(discriminator="type")]
-        stages = (list[item], Field(min_length=1, description=RunSpec.model_fields["stages"].description))
-        cached = registries.cache[key] = create_model("RunSpec", __base__=RunSpec, __module__=__name__, stages=stages)
+        fields: dict[str, Any] = {"stages": (list[item], Field(min_length=1, description=RunSpec.model_fields["stages"].description))}
+        for section in registries["spec_section"]:
+            if section.name in RunSpec.model_fields:
+                raise UnknownComponentError(f"spec section '{section.name}' from {section.origin.describe()} takes the name of a "
+                                            "field of every spec; the plugin must rename it")
+            fields[section.name] = (strict(section.params) | None, Field(None, description=section.doc))
+        cached = registries.cache[key] = create_model("RunSpec", __base__=RunSpec, __module__=__name__, **fields)
     return cached
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from hone.objectives import ObjectiveError, split_metric
+from hone_plugins.search.objectives import ObjectiveError, split_metric
 from hone.registry import Registries
-from hone.space import Components, SearchSpace, SpecPath, apply, format_path, parse_path
+from hone_plugins.search.space import Components, SearchSpace, SpecPath, apply, format_path, parse_path
 from hone.spec.models import AS_WRITTEN, ComponentRef, RunSpec
 from hone.spec.loading import SpecError, SpecIssue, _locate, validate_spec
 

@@ -9,14 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from hone.errors import DataError, HoneError
+from hone.errors import DataError, HoneError, describe
 from hone.plugins import PluginHost, load_plugins
-from hone.errors import describe
 from hone.run.loading import LOAD_ERRORS, resolve_source
 from hone.run.rundir import HONE_JSON, MODEL_DIR
-
-RUNTIME_GROUP = "hone.runtimes"  # entry points NAME = "module:function(source) -> (model, tokenizer, metadata)"
-
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
@@ -49,13 +45,8 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
 
 
 def load_runtime_predictor(source: str, host: PluginHost, runtime: str, task_name: str | None = None) -> tuple[Any, Any, Any, list[str]]:
-    """(task, model, tokenizer, labels) from an exported model, served by the runtime an installed plugin provides."""
-    from importlib.metadata import entry_points
-
-    found = list(entry_points(group=RUNTIME_GROUP, name=runtime))
-    if not found:
-        raise HoneError(f"no installed plugin provides the runtime '{runtime}' (entry point group {RUNTIME_GROUP})")
-    model, tokenizer, meta = found[0].load()(source)
+    """(task, model, tokenizer, labels) from an exported model, served by a runtime plugin."""
+    model, tokenizer, meta = host.build("runtime", runtime).load(Path(source))
     name = task_name or meta.get("task")
     if name is None:
         raise HoneError(f"{source}: the export does not name its task; pass --task")

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from hone.errors import HoneError, Interrupted
-from hone.objectives import ObjectiveError, leaf, objective_value
+from hone_plugins.search.objectives import ObjectiveError, leaf, objective_value
 from hone.plugins import PluginHost
-from hone.space import SearchSpace, apply
-from hone.spec.models import PrunerSpec, RunSpec
+from hone_plugins.search.space import SearchSpace, apply
+from hone.spec.models import RunSpec
 from hone.spec.loading import validate_spec
 
 # user attributes hone keeps on each trial
@@ -74,14 +74,6 @@ def make_sampler(spec: RunSpec, host: PluginHost, space: SearchSpace) -> Any:
     return host.build("searcher", ref, seed, **kwargs)
 
 
-def make_pruner(pruner: PrunerSpec) -> Any:
-    import optuna
-
-    if pruner.name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_evals)
-    if pruner.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=pruner.min_evals, reduction_factor=pruner.reduction_factor)
-    return optuna.pruners.NopPruner()
 
 
 def make_storage(url: str) -> Any:
@@ -311,7 +303,7 @@ def work(search: Search, index: int = 0, on_trial_end: Callable[[Any], None] = l
     assert search.spec.search is not None
     config = search.spec.search
     sampler = make_sampler(search.spec, search.host, search.space)
-    study = open_study(search, sampler, make_pruner(config.pruner))
+    study = open_study(search, sampler, search.host.build("pruner", config.pruner))
     if index > 0 or study.get_trials(deepcopy=False):
         # same seed, same proposals: other workers and a restarted search draw afresh (a grid keeps its seeded order)
         sampler.reseed_rng()

@@ -17,9 +17,10 @@ import yaml
 from hone.atomic import write_text
 from hone.errors import HoneError
 from hone.plugins import PluginHost
-from hone.search_check import base_data, raise_search_issues, search_issues
-from hone.search_results import write_results
-from hone.search_study import Search, make_sampler, open_study, recover, work
+from hone_plugins.search.check import base_data, raise_search_issues, search_issues
+from hone_plugins.search.results import write_results
+from hone_plugins.search.study import Search, make_sampler, open_study, recover, work
+from hone.run.rundir import changed_fields
 from hone.spec.models import RunSpec
 from hone.spec.loading import load_spec, read_spec_file
 
@@ -69,16 +70,14 @@ def _claim(search: Search, resume: bool) -> IO[str]:
     except BlockingIOError:
         lock.close()
         raise HoneError(f"{directory}: another `hone search` is running on it") from None
-    spec_data = search.spec.model_dump(mode="json")
     if saved.exists():
-        previous = yaml.safe_load(saved.read_text(encoding="utf-8"))
-        if previous != spec_data:
-            changed = sorted(k for k in spec_data if not isinstance(previous, dict) or previous.get(k) != spec_data[k])
+        changed = changed_fields(yaml.safe_load(saved.read_text(encoding="utf-8")), search.spec, search.host)
+        if changed:
             lock.close()
             raise HoneError(f"{directory}: the spec changed since this search started (fields: {', '.join(changed)}); "
                             "use another --out")
     else:
-        write_text(saved, yaml.safe_dump(spec_data, sort_keys=False))
+        write_text(saved, yaml.safe_dump(search.spec.model_dump(mode="json"), sort_keys=False))
     return lock
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hone.reportdoc import Code, Details, Image, Section, Table, Text
+from hone_plugins.report.render import Code, Details, Image, Section, Table, Text
 
 NUMBER_COLUMNS = ("number", "trial", "trial_number", "id")
 STATE_COLUMNS = ("state", "status")
@@ -141,7 +141,7 @@ def importance_sets(path: Path, info: dict[str, Any]) -> dict[str, dict[str, flo
 
 def search_sections(path: Path) -> tuple[str, str, list[Section]]:
     """(title, subtitle, sections) of a search directory's report."""
-    from hone import plots
+    from hone_plugins.report import plots
 
     try:
         info = json.loads((path / "search.json").read_text(encoding="utf-8")) if (path / "search.json").exists() else {}

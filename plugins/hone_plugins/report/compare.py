@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from hone.errors import HoneError
-from hone.reportdoc import fmt
-from hone.rundata import RunData, eval_speed, final_evaluation, find_metric, load_run, model_size, scalars, train_speed, wall_seconds
+from hone_plugins.report.render import fmt
+from hone_plugins.report.rundata import RunData, eval_speed, final_evaluation, find_metric, load_run, model_size, scalars, train_speed, wall_seconds
 
 MEASURES = (
     ("train_samples_per_s", "train samples/s"), ("eval_examples_per_s", "eval examples/s"),
@@ -96,7 +96,7 @@ def render(comparison: Comparison, form: str = "table") -> str:
 
 def plot(comparison: Comparison, path: Path) -> Path:
     """Bars of the metrics per run, and the first metric against size, speed and wall time."""
-    from hone import plots
+    from hone_plugins.report import plots
     from hone.atomic import write_with
 
     # the scatter panels show the first metric: put the headline one (an F1, else an accuracy) first

@@ -5,22 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hone import __version__
-from hone.atomic import write_text
-from hone.reportdoc import Code, Details, Image, Section, Table, Text, fmt, render_html, render_markdown
-from hone.rundata import (
+from hone_plugins.report.render import Code, Details, Image, Section, Table, Text, fmt
+from hone_plugins.report.rundata import (
     REPORT_KEYS, RunData, compress_results, environment, eval_series, evaluations, final_evaluation, load_run,
     model_size, scalars, stage_boundaries, stage_names, stage_timings, stage_types, step_series, wall_seconds,
 )
 
-HTML_NAME, MD_NAME = "report.html", "report.md"
 POINT_AXES = (("size_bytes", "size (MB)"), ("nonzero", "non-zero parameters"), ("sentences_per_s", "examples / s"))
 MEASURED = {"drop", "within_budget", "parameters", "nonzero", "size_bytes", "sentences_per_s"}
 
@@ -93,7 +89,7 @@ def stages_section(run: RunData) -> Section:
 
 
 def curves_section(run: RunData) -> Section:
-    from hone import plots
+    from hone_plugins.report import plots
 
     steps, evals, boundaries = step_series(run), eval_series(run), stage_boundaries(run)
     blocks: list[Any] = []
@@ -116,7 +112,7 @@ def _report_rows(report: dict[str, Any]) -> list[list[Any]]:
 
 
 def results_section(run: RunData) -> Section:
-    from hone import plots
+    from hone_plugins.report import plots
 
     found = evaluations(run)
     if not found:
@@ -167,7 +163,7 @@ def _lower_is_better(run: RunData, stage: str, metric: str) -> bool:
 
 def compression_blocks(run: RunData, stage: str, result: dict[str, Any]) -> list[Any]:
     """One compress stage: before/after, the settings tried against the budget, and their trade-off plot."""
-    from hone import plots
+    from hone_plugins.report import plots
 
     seconds = f", {result['seconds']:.1f} s" if isinstance(result.get("seconds"), (int, float)) else ""
     blocks: list[Any] = [Text(f"Stage '{stage}': compressor '{result.get('compressor', '?')}' with "
@@ -230,38 +226,3 @@ def run_sections(run: RunData) -> list[Section]:
     if compression is not None:
         sections.append(compression)
     return sections
-
-
-def is_search_dir(path: Path) -> bool:
-    return (path / "trials.csv").exists() or (path / "search.json").exists()
-
-
-def build_report(path: Path) -> tuple[str, str, list[Section]]:
-    """(title, subtitle, sections) for a run directory or a search directory."""
-    path = Path(path)
-    if is_search_dir(path):
-        from hone.report_search import search_sections
-
-        return search_sections(path)
-    run = load_run(path)
-    subtitle = f"{run.status} · {len(run.spec.get('stages') or [])} stages · {run.path.resolve()}"
-    return f"hone run report: {run.name}", subtitle, run_sections(run)
-
-
-def write_report(path: Path) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into ``path`` (a run or search directory)."""
-    path = Path(path)
-    title, subtitle, sections = build_report(path)
-    write_text(path / HTML_NAME, render_html(title, subtitle, sections))
-    write_text(path / MD_NAME, render_markdown(title, subtitle, sections))
-    return path / HTML_NAME, path / MD_NAME
-
-
-def try_write_report(path: Path, warn: Callable[[str], None] | None = None) -> Path | None:
-    """``write_report``, turning any failure into a warning: a report must never fail a run or a search."""
-    try:
-        return write_report(path)[0]
-    except Exception as error:  # noqa: BLE001 - whatever went wrong, the run's own results stand
-        message = f"could not write the report in {path}: {type(error).__name__}: {error}"
-        (warn or (lambda m: warnings.warn(m, stacklevel=3)))(message)
-        return None

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from hone.atomic import write_json, write_text
-from hone.search_study import (DUPLICATE_OF, ERROR, INTERRUPTED, PRUNED_AT, RETRY_OF, RUN_DIR, SPEC, SURPLUS, Search, counted,
+from hone_plugins.search.study import (DUPLICATE_OF, ERROR, INTERRUPTED, PRUNED_AT, RETRY_OF, RUN_DIR, SPEC, SURPLUS, Search, counted,
                                masked)
 
 BEST, PARETO, TRIALS_CSV, TRIALS_JSON, IMPORTANCES, SUMMARY = "best.yaml", "pareto", "trials.csv", "trials.json", "importances.json", "search.json"
