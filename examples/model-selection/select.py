@@ -21,7 +21,8 @@ import yaml
 from hone_plugins.report.compare import compare, plot
 from hone.errors import HoneError
 from hone_plugins.report.write import try_write_report
-from hone_plugins.report.rundata import find_metric, load_run, model_size, wall_seconds
+from hone.report import load_run
+from hone_plugins.report.rundata import find_metric, model_size, wall_seconds
 
 MEASURES = ("latency_ms", "size_mb", "parameters_m", "wall_s")
 

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from hone.errors import HoneError
-from hone_plugins.exporters import MODEL_FILE, ONNX_JSON, RUN_FOLDER
+from hone_plugins.exporters.layout import MODEL_FILE, ONNX_JSON, RUN_FOLDER
 from hone_plugins.exporters.onnx import OnnxExportError, default_batches, export_onnx
 from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel, load_export
 

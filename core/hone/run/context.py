@@ -63,6 +63,16 @@ class RunContext:
         return [(ref if isinstance(ref, str) else ref.name, self.host.build("metric", ref))
                 for ref in (refs if refs is not None else self.task.default_metrics)]
 
+    def forward(self, model: Any, batch: dict[str, Any], **flags: Any) -> Any:
+        """The model's outputs on a collated batch (labels and ``_`` metadata left out), at the run's precision."""
+        from hone.run.devices import forward
+
+        return forward(model, batch, self.device, self.precision, **flags)
+
+    def loss(self, model: Any, batch: dict[str, Any], label_smoothing: float = 0.0) -> torch.Tensor:
+        """The task's loss on the model's outputs for a batch."""
+        return self.task.loss(self.forward(model, batch), batch, label_smoothing)
+
     def _best_path(self, index: int) -> Path:
         assert self.run_dir is not None
         return self.run_dir / "checkpoints" / f"best-stage{index}.safetensors"

@@ -61,3 +61,9 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     """What the model's forward takes: everything but labels and ``_``-prefixed metadata."""
     return {k: v for k, v in batch.items() if not k.startswith("_") and k != "labels"}
+
+
+def forward(model: Any, batch: dict[str, Any], device: torch.device, precision: str, **flags: Any) -> Any:
+    """The model's outputs on a collated batch (labels and ``_`` metadata left out), at the given precision."""
+    with autocast(device, precision):
+        return model(**model_inputs(batch), **flags)

@@ -10,9 +10,8 @@ import torch
 
 from hone.run.batching import eval_batches
 from hone.components import EvalOutput
-from hone.run.devices import autocast, model_inputs, to_device
+from hone.run.devices import forward, to_device
 from hone.errors import ComponentError
-from hone.run.results import scalars  # noqa: F401  (stages import it from here with evaluate)
 
 
 def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int) -> tuple[float, EvalOutput]:
@@ -25,8 +24,7 @@ def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int)
     with torch.inference_mode():
         for indices in eval_batches([f["length"] for f in features], batch_size):
             batch = to_device(task.collate([features[i] for i in indices], ctx.tokenizer), ctx.device)
-            with autocast(ctx.device, ctx.precision):
-                outputs = model(**model_inputs(batch))
+            outputs = forward(model, batch, ctx.device, ctx.precision)
             loss = task.loss(outputs, batch)
             labels = batch["labels"]
             weight = int((labels != -100).sum()) if not labels.is_floating_point() else len(indices)

@@ -19,7 +19,7 @@ from hone.host import PluginHost
 from hone.run.checkpoint import STATE as TRAINING_STATE
 from hone.run.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_state
 from hone.run.compressed import read_steps, restore_steps
-from hone.run.context import RunContext, unwrap
+from hone.run.context import RunContext
 from hone.run.data import load_splits
 from hone.run.devices import pick_device, pick_precision, seed_everything
 from hone.run.events import EventLog

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, SerializationInfo, SerializeAsAny, ValidationError, ValidationInfo,
-                      create_model, field_validator, model_serializer, model_validator)
+                      create_model, model_serializer, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hone.registry import Registries, UnknownComponentError
+from hone.spec.results import Catalog, ResultError, Results
 
 
 AS_WRITTEN = "as_written"  # a dump context key: component params as the spec wrote them
@@ -99,6 +100,15 @@ class StageSpec(Strict):
         """The stage with model sources it names made absolute (``local`` resolves one against the spec's folder)."""
         return self
 
+    def results(self, catalog: Catalog) -> Results:
+        """The results the stage will report (paths inside its entry of metrics.json), with their directions."""
+        return Results(complete=False)
+
+    def resolve(self, catalog: Catalog) -> StageSpec:
+        """The stage with what it can only know from the catalog filled in (a metric's direction, say); raise
+        :class:`hone.spec.results.ResultError` for a result name the stage uses that it will not report."""
+        return self
+
 
 class ModelSpec(Strict):
     source: str = Field(description="Hub name, local folder, or 'pkg:<module>' whose get_model_path() gives a folder.")
@@ -151,6 +161,29 @@ class RunSpec(Strict):
             for name, stage in zip(self.stage_names(), self.stages):
                 if "train" in stage.data_splits():
                     raise ValueError(f"stage '{name}' ({stage.type}) needs training data: give `data.train` or `data.path`")
+        return self
+
+    @model_validator(mode="after")
+    def _known_results(self, info: ValidationInfo) -> RunSpec:
+        registries: Registries | None = (info.context or {}).get("registries")
+        if registries is None or "task" not in self.__dict__:
+            return self
+        catalog, errors = Catalog(registries, self.task), []
+
+        def resolved(value: Any, where: tuple[Any, ...], *args: Any) -> Any:
+            try:
+                return value.resolve(catalog, *args)
+            except ResultError as error:
+                errors.append(InitErrorDetails(type=PydanticCustomError("unknown_result", "{message}", {"message": str(error)}),
+                                               loc=(*where, *error.loc), input=None))
+                return value
+
+        self.stages = [resolved(stage, ("stages", index)) for index, stage in enumerate(self.stages)]
+        for name in sorted(set(type(self).model_fields) - set(RunSpec.model_fields)):  # plugins' sections (search: ...)
+            if hasattr(section := getattr(self, name), "resolve"):
+                setattr(self, name, resolved(section, (name,), self))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
     def stage_names(self) -> list[str]:

@@ -1,9 +1,7 @@
-"""Exporters: the ONNX exporter's parameters and factory, and the export folder's layout.
+"""Exporters: the ONNX exporter's parameters and factory.
 
-An export folder holds ``model.onnx`` (plus ``model.onnx.data`` beyond 2 GB), ``onnx.json`` (what a
-runtime needs: task, labels, input and output names, opset), ``config.json`` and the tokenizer. A
-run keeps its export in ``export/onnx/``. This module imports no torch; the implementation is
-:mod:`hone_plugins.exporters.onnx`.
+A run keeps its export in ``export/onnx/`` (the files: :mod:`hone_plugins.exporters.layout`). This module imports
+no torch; the implementation is :mod:`hone_plugins.exporters.onnx`.
 """
 
 from __future__ import annotations
@@ -19,9 +17,6 @@ from hone_plugins.extras import require
 if TYPE_CHECKING:
     import torch
 
-MODEL_FILE = "model.onnx"
-ONNX_JSON = "onnx.json"
-RUN_FOLDER = Path("export", "onnx")  # a run directory's ONNX export
 
 
 class OnnxExportParams(BaseModel):

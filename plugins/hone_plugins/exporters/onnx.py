@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hone.errors import HoneError
-from hone_plugins.exporters import MODEL_FILE, ONNX_JSON
+from hone_plugins.exporters.layout import MODEL_FILE, ONNX_JSON
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logits"

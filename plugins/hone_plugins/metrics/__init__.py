@@ -355,7 +355,7 @@ def class_score_results(score: Literal["precision", "recall", "f1"]) -> Callable
 
 def entity_results(params: EntityParams) -> dict[str, str]:
     suffix = "_strict" if params.mode == "strict" else ""
-    return {f"entity_{score}{suffix}": "max" for score in ("precision", "recall", "f1")}
+    return {f"entity_{score}{suffix}": "max" for score in ("f1", "precision", "recall")}  # the headline first
 
 
 REPORT_RESULTS = {
@@ -380,3 +380,25 @@ def register_metrics(register: Register) -> None:
     register("bleu", generation.bleu, generation.BleuParams, results={"bleu": "max"})
     register("chrf", generation.chrf, generation.ChrfParams, results=generation.chrf_results)
     register("exact-match", generation.exact_match, generation.ExactMatchParams, results={"exact_match": "max"})
+
+
+def per_type_report(params: NoParams) -> Any:
+    """Per entity type (entity-f1) and per class (classification-report) tables of the evaluate stages' results."""
+    from hone_plugins.metrics.report import per_type_section
+    from hone_plugins.report.sections import Sections
+
+    return Sections(per_type_section)
+
+
+def confusion_report(params: NoParams) -> Any:
+    """The confusion matrix of the evaluate stages' results, drawn and counted."""
+    from hone_plugins.metrics.report import confusion_section
+    from hone_plugins.report.sections import Sections
+
+    return Sections(confusion_section)
+
+
+@hookimpl
+def register_report_sections(register: Register) -> None:
+    register("per-type-results", per_type_report, order=61)
+    register("confusion-matrix", confusion_report, order=62)

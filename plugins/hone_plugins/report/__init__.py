@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hone.hookspecs import hookimpl
 from hone.registry import NoParams, Register
@@ -53,6 +55,22 @@ def compare_arguments(parser: argparse.ArgumentParser) -> None:
 def compare_command(params: NoParams) -> CompareCommand:
     """compare runs: metrics, speed, size and cost side by side"""
     return CompareCommand()
+
+
+def _section(name: str) -> Callable[[NoParams], Any]:
+    def factory(params: NoParams) -> Any:
+        from hone_plugins.report import sections
+
+        return sections.Sections(getattr(sections, f"{name}_section"))
+
+    factory.__doc__ = f"The run report's {name} section."
+    return factory
+
+
+@hookimpl
+def register_report_sections(register: Register) -> None:
+    for order, name in enumerate(("summary", "spec", "environment", "stages", "curves", "results")):
+        register(name, _section(name), order=10 * (order + 1))
 
 
 @hookimpl

@@ -11,7 +11,9 @@ from typing import Any
 
 from hone.errors import HoneError
 from hone_plugins.report.render import fmt
-from hone_plugins.report.rundata import RunData, eval_speed, final_evaluation, find_metric, load_run, model_size, scalars, train_speed, wall_seconds
+from hone.report import RunData, load_run
+from hone.run.results import scalars
+from hone_plugins.report.rundata import eval_speed, final_evaluation, find_metric, model_size, train_speed, wall_seconds
 
 MEASURES = (
     ("train_samples_per_s", "train samples/s"), ("eval_examples_per_s", "eval examples/s"),

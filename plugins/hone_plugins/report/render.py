@@ -7,50 +7,9 @@ import html
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass
-class Text:
-    text: str
-
-
-@dataclass
-class Table:
-    """Rows of cells; headers all empty make a key/value table."""
-
-    headers: Sequence[str]
-    rows: Sequence[Sequence[Any]]
-    caption: str = ""
-
-
-@dataclass
-class Image:
-    data: bytes
-    alt: str
-
-
-@dataclass
-class Code:
-    text: str
-
-
-@dataclass
-class Details:
-    """A block folded away in HTML (long listings)."""
-
-    summary: str
-    blocks: list[Block] = field(default_factory=list)
-
-
-Block = Text | Table | Image | Code | Details
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
+from hone.report import Block, Code, Details, Image, Section, Text
 
 
 def fmt(value: Any) -> str:

@@ -4,64 +4,14 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from hone.report import RunData
+from hone.run.results import SPLITS, scalars
 
-from hone.errors import HoneError
-from hone.run.events import read_events
-
-SPLITS = ("train", "validation", "test")
 REPORT_KEYS = ("entity_report", "classification_report")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
-
-@dataclass
-class RunData:
-    """Everything a run directory holds, read tolerantly (a missing or damaged file reads as empty)."""
-
-    path: Path
-    spec: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return str(self.spec.get("name") or self.path.name)
-
-    @property
-    def status(self) -> str:
-        return str(self.state.get("status", "unknown"))
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == event]
-
-
-def _read(path: Path, parse: Any) -> Any:
-    try:
-        value = parse(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def load_run(path: Path) -> RunData:
-    """Read ``path``; a HoneError if it holds no run at all."""
-    path = Path(path)
-    if not path.is_dir():
-        raise HoneError(f"{path}: not a directory")
-    if not any((path / name).exists() for name in ("spec.yaml", "events.jsonl", "metrics.json", "state.json")):
-        raise HoneError(f"{path}: not a hone run directory (no spec.yaml, events.jsonl, metrics.json or state.json)")
-    return RunData(
-        path=path,
-        spec=_read(path / "spec.yaml", yaml.safe_load),
-        events=read_events(path / "events.jsonl"),
-        metrics=_read(path / "metrics.json", json.loads),
-        state=_read(path / "state.json", json.loads),
-    )
 
 
 def stage_names(run: RunData) -> list[str]:
@@ -192,10 +142,6 @@ def eval_series(run: RunData) -> dict[str, dict[str, list[tuple[int, float]]]]:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 series.setdefault(split, {}).setdefault(name, {})[offsets[stage] + step] = float(value)
     return {split: {name: sorted(v.items()) for name, v in metrics.items()} for split, metrics in series.items()}
-
-
-def scalars(values: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def evaluations(run: RunData) -> list[tuple[str, str, dict[str, Any]]]:

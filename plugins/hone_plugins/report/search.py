@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hone_plugins.report.render import Code, Details, Image, Section, Table, Text
+from hone.report import Code, Details, Image, Section, Table, Text
 
 NUMBER_COLUMNS = ("number", "trial", "trial_number", "id")
 STATE_COLUMNS = ("state", "status")

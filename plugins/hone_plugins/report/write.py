@@ -7,11 +7,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hone.atomic import write_text
-from hone_plugins.report.render import Section, render_html, render_markdown
-from hone_plugins.report.rundata import load_run
-from hone_plugins.report.sections import run_sections
+from hone.errors import describe
+from hone.plugins import load_plugins
+from hone.report import RunData, Section, Text, load_run
+from hone_plugins.report.render import render_html, render_markdown
 
 HTML_NAME, MD_NAME = "report.html", "report.md"
+
+
+def run_sections(run: RunData) -> list[Section]:
+    """Every registered report section's part of the report, in their declared order; a section that fails says so."""
+    host = load_plugins([d for d in run.spec.get("plugins_dir") or [] if isinstance(d, str)], warn=False)
+    sections: list[Section] = []
+    for component in sorted(host.registries["report_section"], key=lambda c: (c.info.get("order", 100), c.name)):
+        try:
+            sections += host.build("report_section", component.name).sections(run)
+        except Exception as error:  # noqa: BLE001 - one broken section must not cost the rest of the report
+            sections.append(Section(component.name, [Text(f"This section could not be built ({host.describe('report_section', component.name)}): "
+                                                         f"{describe(error, 300)}")]))
+    return sections
 
 
 def is_search_dir(path: Path) -> bool:

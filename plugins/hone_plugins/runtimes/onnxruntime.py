@@ -13,7 +13,7 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from hone.errors import HoneError
-from hone_plugins.exporters import MODEL_FILE, ONNX_JSON, RUN_FOLDER
+from hone_plugins.exporters.layout import MODEL_FILE, ONNX_JSON, RUN_FOLDER
 
 OUTPUT = "logits"
 DEFAULTS = {"attention_mask": torch.ones_like, "token_type_ids": torch.zeros_like}  # what transformers assumes when absent

@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from hone_plugins.search.objectives import ObjectiveError, split_metric
 from hone.registry import Registries
+from hone.spec.results import Catalog, ResultError
 from hone_plugins.search.space import Components, SearchSpace, SpecPath, apply, format_path, parse_path
 from hone.spec.models import AS_WRITTEN, ComponentRef, RunSpec
 from hone.spec.loading import SpecError, SpecIssue, _locate, validate_spec
@@ -140,11 +140,12 @@ def search_issues(spec: RunSpec, registries: Registries, sampler_error: str | No
     if search is None:
         return [((), "the spec has no `search:` section (searcher, objectives, space)")]
     issues: list[tuple[tuple[Any, ...], str]] = []
-    for i, objective in enumerate(search.objectives):
+    catalog = Catalog(registries, spec.task)
+    for index, objective in enumerate(search.objectives):
         try:
-            split_metric(objective.metric, spec.stage_names())
-        except ObjectiveError as error:
-            issues.append((("objectives", i), str(error)))
+            objective.resolve(catalog, spec)
+        except ResultError as error:
+            issues.append((("objectives", index), str(error)))
     space = search.parsed_space()
     issues += [(("space", *loc), message) for loc, message in _space_issues(spec, registries, space)]
     if sampler_error:

@@ -8,19 +8,19 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hone.spec.models import SearcherRef, Strict, ref
+from hone.spec.results import Catalog, ResultError, Results, direction
+from hone_plugins.search.objectives import ObjectiveError, split_metric
 from hone_plugins.search.space import SearchSpace, SpaceError, parse_entry, parse_path
 
 PrunerRef = ref("pruner")
-
-
-MINIMIZED = ("loss", "perplexity", "mse", "error", "latency", "seconds", "size", "bytes", "parameters", "nonzero")
 
 
 class Objective(Strict):
     """A result to optimise: ``<stage name>.<metric>``, or ``validation.<metric>`` for the last validation result."""
 
     metric: str = Field(description="e.g. test.entity_f1, all.validation.accuracy, compress.after.sparsity, validation.loss.")
-    direction: Literal["maximize", "minimize"] | None = Field(None, description="Default: minimize loss-, error-, size- and latency-like names.")
+    direction: Literal["maximize", "minimize"] | None = Field(None, description="Default: the direction the result's metric or "
+                                                              "stage declares (maximize accuracy, minimize loss or size).")
 
     @model_validator(mode="before")
     @classmethod
@@ -29,9 +29,28 @@ class Objective(Strict):
 
     @property
     def goal(self) -> Literal["maximize", "minimize"]:
-        if self.direction:
-            return self.direction
-        return "minimize" if any(k in self.metric.rsplit(".", 1)[-1] for k in MINIMIZED) else "maximize"
+        assert self.direction is not None, "objectives get their direction when the spec is validated"
+        return self.direction
+
+    def resolve(self, catalog: Catalog, spec: Any) -> Objective:
+        """The objective with its direction: as given, or as the stage that reports the result declares it."""
+        try:
+            stage, path = split_metric(self.metric, spec.stage_names())
+        except ObjectiveError as error:
+            raise ResultError(("metric",), str(error)) from None
+        names, where = spec.stage_names(), f"stage '{stage}'"
+        if stage is None:  # validation.<metric>: the last stage that reports it
+            path, where = f"validation.{path}", "any stage"
+            each = [s.results(catalog) for s in spec.stages]
+            owners = [r for r in reversed(each) if path in r.directions]
+            results = owners[0] if owners else Results(
+                {p: d for r in each for p, d in r.directions.items() if p.startswith("validation.")}, all(r.complete for r in each))
+        else:
+            results = spec.stages[names.index(stage)].results(catalog)
+            deeper = sorted((p for p in results.directions if p.endswith("." + path)), key=lambda p: p.count("."))
+            path = path if path in results.directions or not deeper else deeper[0]
+        found = direction(results, path, ("metric",), {"maximize": "max", "minimize": "min"}.get(self.direction or ""), where)
+        return self.model_copy(update={"direction": "maximize" if found == "max" else "minimize"})
 
 
 class SearchSpec(Strict):
@@ -83,6 +102,17 @@ class SearchSpec(Strict):
         if len(metrics) > 1 and self.pruner.name != "none":
             raise ValueError("pruning needs a single objective (Optuna cannot prune multi-objective trials); set `pruner: none`")
         return self
+
+    def resolve(self, catalog: Catalog, spec: Any) -> SearchSpec:
+        """Each objective with its direction (see :meth:`Objective.resolve`); one that names no result is left for
+        ``hone search`` and ``hone validate`` to report with the section's other problems."""
+        objectives = []
+        for objective in self.objectives:
+            try:
+                objectives.append(objective.resolve(catalog, spec))
+            except ResultError:
+                objectives.append(objective)
+        return self.model_copy(update={"objectives": objectives})
 
     def parsed_space(self) -> SearchSpace:
         return SearchSpace.parse(self.space)

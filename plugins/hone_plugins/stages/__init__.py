@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hone.hookspecs import hookimpl
-from hone.registry import Register
+from hone.registry import NoParams, Register
 from hone_plugins.stages.specs import CompressStage, DistillStage, EvaluateStage, TrainStage
 
 
@@ -48,3 +48,16 @@ def register_stages(register: Register) -> None:
     register("evaluate", evaluate_runner, EvaluateStage)
     register("compress", compress_runner, CompressStage, model="changes")
     register("distill", distill_runner, DistillStage, model="replaces")
+
+
+def compression_report(params: NoParams) -> Any:
+    """Each compress stage: the model before and after, the settings tried against its budget, the trade-off plot."""
+    from hone_plugins.report.sections import Sections
+    from hone_plugins.stages.report import compression_section
+
+    return Sections(compression_section)
+
+
+@hookimpl
+def register_report_sections(register: Register) -> None:
+    register("compression", compression_report, order=70)

@@ -12,9 +12,10 @@ import torch
 
 from hone.components import CompressionContext
 from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
-from hone.run.devices import autocast, model_inputs, to_device
+from hone.run.devices import to_device
 from hone.errors import ComponentError, HoneError
-from hone.run.evaluation import evaluate, scalars
+from hone.run.evaluation import evaluate
+from hone.run.results import scalars
 from hone.run.context import RunContext
 from hone_plugins.stages.sizes import model_report
 from hone_plugins.stages.specs import CompressStage
@@ -45,18 +46,13 @@ def compression_context(ctx: Any, index: int, split: str = "validation", metrics
         return [to_device(ctx.task.collate([train[i] for i in chosen[s : s + batch_size]], ctx.tokenizer), ctx.device)
                 for s in range(0, len(chosen), batch_size)]
 
-    def loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        with autocast(ctx.device, ctx.precision):
-            outputs = model(**model_inputs(batch))
-        return ctx.task.loss(outputs, batch)
-
     def evaluate_on_split(model: torch.nn.Module) -> dict[str, float]:
         return scalars(evaluate_model(ctx, model, split, metric_list, batch_size))
 
     has_split = bool(ctx.features.get(split))
     return CompressionContext(
         train_features=train, tokenizer=ctx.tokenizer, device=ctx.device, seed=ctx.seed,
-        calibration_batches=calibration_batches if train else None, loss=loss if train else None,
+        calibration_batches=calibration_batches if train else None, loss=ctx.loss if train else None,
         evaluate=evaluate_on_split if has_split else None,
     )
 
@@ -85,24 +81,22 @@ def apply_compressor(ctx: Any, name: str, params: dict[str, Any], model: torch.n
     return compressed, report, recipe
 
 
-def _drop(stage: Any, metric: str, baseline: float, value: float) -> float:
+def _drop(stage: CompressStage, baseline: float, value: float) -> float:
     budget = stage.max_drop
-    drop = baseline - value if budget.direction(metric) == "max" else value - baseline
+    assert budget is not None
+    drop = baseline - value if budget.mode == "max" else value - baseline
     if budget.relative:
         return drop / abs(baseline) if baseline else (0.0 if drop <= 0 else float("inf"))
     return drop
 
 
-def _main_metric(stage: Any, ctx: Any, results: dict[str, float], name: str) -> str:
-    """The budget's metric: as named, or the task's first default metric's key (entity-f1 -> entity_f1)."""
-    named = stage.max_drop.metric
-    if named is None:
-        first = ctx.task.default_metrics[0].replace("-", "_") if ctx.task.default_metrics else ""
-        named = first if first in results else next((k for k in results if k != "loss"), "loss")
-    if named not in results:
-        raise HoneError(f"stage '{name}': max_drop.metric '{named}' is not reported; "
+def _main_metric(stage: CompressStage, results: dict[str, float], name: str) -> str:
+    """The budget's metric (resolved with its direction when the spec was validated), checked against what was reported."""
+    assert stage.max_drop is not None and stage.max_drop.metric is not None
+    if stage.max_drop.metric not in results:  # a metric that declares nothing may still not report it
+        raise HoneError(f"stage '{name}': max_drop.metric '{stage.max_drop.metric}' is not reported; "
                         f"available: {', '.join(sorted(results))}")
-    return named
+    return stage.max_drop.metric
 
 
 def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, context: CompressionContext,
@@ -112,7 +106,7 @@ def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, cont
     if not ctx.features.get(split):
         raise HoneError(f"stage '{name}': max_drop needs a '{split}' split to measure the drop on")
     baseline_results = evaluate_model(ctx, core, split, metrics, stage.batch_size)
-    metric = _main_metric(stage, ctx, scalars(baseline_results), name)
+    metric = _main_metric(stage, scalars(baseline_results), name)
     baseline = scalars(baseline_results)[metric]
     param = stage.search.param if stage.search else None
     candidates = stage.search.candidates if stage.search else [None]
@@ -125,7 +119,7 @@ def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, cont
         results = evaluate_model(ctx, model, split, metrics, stage.batch_size)
         seconds = time.perf_counter() - start
         value = scalars(results)[metric]
-        drop = _drop(stage, metric, baseline, value)
+        drop = _drop(stage, baseline, value)
         point = {
             **({param: candidate} if param else {}), metric: value, "drop": drop, "within_budget": drop <= budget.value + 1e-12,
             **{k: v for k, v in model_report(model, layers=False).items() if k in ("parameters", "nonzero", "size_bytes")},
@@ -134,7 +128,7 @@ def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, cont
         tried.append(point)
         ctx.events.emit("compression_point", stage=name, compressor=stage.compressor.name, **point)
         if point["within_budget"]:
-            record = {"metric": metric, "mode": budget.direction(metric), "split": split, "baseline": baseline,
+            record = {"metric": metric, "mode": budget.mode, "split": split, "baseline": baseline,
                       "max_drop": budget.value, "relative": budget.relative, "tried": tried,
                       "chosen": candidate if param else params}
             return model, changes, recipe, record, results

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from hone.run.compressed import is_compressed_model, load_compressed_model, needs_recipe
-from hone.run.devices import autocast, model_inputs
 from hone.errors import HoneError, describe
 from hone.run.context import RunContext, unwrap
 from hone.run.loading import LOAD_ERRORS, resolve_source
@@ -151,18 +150,16 @@ def detached(outputs: Any) -> Any:
     return type(outputs)(**{key: clone(value) for key, value in outputs.items()})
 
 
-def distill_loss(ctx: Any, stage: DistillStage, distiller: Any, teachers: Sequence[torch.nn.Module]) -> LossFn:
+def distill_loss(ctx: RunContext, stage: DistillStage, distiller: Any, teachers: Sequence[torch.nn.Module]) -> LossFn:
     flags = {"output_hidden_states": True} if distiller.needs_hidden_states else {}
     if distiller.needs_attentions:
         flags["output_attentions"] = True
 
     def loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        inputs = model_inputs(batch)
-        with torch.inference_mode(), autocast(ctx.device, ctx.precision):
-            teacher_outputs = [teacher(**inputs, **flags) for teacher in teachers]
-        teacher_outputs = [detached(o) for o in teacher_outputs]
-        with autocast(ctx.device, ctx.precision):
-            outputs = model(**inputs, **flags)
+        with torch.inference_mode():
+            teacher_outputs = [ctx.forward(teacher, batch, **flags) for teacher in teachers]
+        teacher_outputs = [detached(o) for o in teacher_outputs]  # ordinary tensors, outside inference mode
+        outputs = ctx.forward(model, batch, **flags)
         task_loss = ctx.task.loss(outputs, batch, stage.label_smoothing)
         return distiller.loss(outputs, teacher_outputs, batch, task_loss)
 

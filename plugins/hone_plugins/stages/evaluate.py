@@ -6,7 +6,8 @@ from typing import Any
 
 from hone.errors import HoneError
 from hone.run.context import RunContext
-from hone.run.evaluation import evaluate, scalars
+from hone.run.evaluation import evaluate
+from hone.run.results import scalars
 from hone_plugins.stages.specs import EvaluateStage
 
 

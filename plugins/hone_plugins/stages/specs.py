@@ -9,20 +9,16 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from hone.registry import Registries
 from hone.spec.models import CompressorRef, DistillerRef, MetricRef, OptimizerRef, SchedulerRef, StageSpec, Strict
+from hone.spec.results import MAXIMIZE, MINIMIZE, Catalog, ResultError, Results, direction
 
 
 class EarlyStopping(Strict):
-    metric: str = Field("loss", description="A validation metric name, e.g. entity_f1, accuracy, loss.")
-    mode: Literal["min", "max"] | None = Field(None, description="Default: min for loss-like names, else max.")
+    metric: str = Field("loss", description="A validation result, e.g. entity_f1, accuracy, loss.")
+    mode: Literal["min", "max"] | None = Field(None, description="Default: the direction the metric declares (max for "
+                                               "accuracy and F1, min for loss and perplexity).")
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0)
     restore_best: bool = True
-
-    @property
-    def direction(self) -> Literal["min", "max"]:
-        if self.mode:
-            return self.mode
-        return "min" if any(k in self.metric for k in ("loss", "perplexity", "mse", "error")) else "max"
 
 
 class GradualPruning(Strict):
@@ -71,11 +67,24 @@ class TrainStage(StageSpec):
     def data_splits(self) -> list[str]:
         return ["train"]
 
+    def results(self, catalog: Catalog) -> Results:
+        return catalog.metrics(self.metrics).under("validation") | Results({"steps": None, "skipped_batches": MINIMIZE})
+
+    def resolve(self, catalog: Catalog) -> TrainStage:
+        if self.early_stopping is None:
+            return self
+        stopping = self.early_stopping
+        mode = direction(catalog.metrics(self.metrics), stopping.metric, ("early_stopping", "metric"), stopping.mode)
+        return self.model_copy(update={"early_stopping": stopping.model_copy(update={"mode": mode})})
+
 
 class EvaluateStage(StageSpec):
     """Score the model on one split with the stage's (or the task's default) metrics."""
 
     split: str = "test"
+
+    def results(self, catalog: Catalog) -> Results:
+        return catalog.metrics(self.metrics).under(self.split)
     batch_size: int = Field(64, gt=0)
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
 
@@ -83,17 +92,12 @@ class EvaluateStage(StageSpec):
 class MaxDrop(Strict):
     """A compress stage's accuracy budget: how far a validation metric may fall below the uncompressed model's."""
 
-    metric: str | None = Field(None, description="A metric key, e.g. entity_f1, accuracy; default: the task's first default metric.")
+    metric: str | None = Field(None, description="A result of the stage's metrics, e.g. entity_f1, accuracy; default: the first "
+                               "result the first metric declares (the task's first default metric where the stage names none).")
     value: float = Field(ge=0, description="Largest allowed drop in the metric's units (entity_f1 is 0-1: one F1 point is 0.01), "
                          "or a fraction of the uncompressed value with `relative: true`.")
     relative: bool = False
-    mode: Literal["min", "max"] | None = Field(None, description="Default: min for loss-like names, else max.")
-
-    def direction(self, metric: str) -> Literal["min", "max"]:
-        """Whether higher (max) or lower (min) values of ``metric`` are better."""
-        if self.mode:
-            return self.mode
-        return "min" if any(k in metric for k in ("loss", "perplexity", "mse", "error")) else "max"
+    mode: Literal["min", "max"] | None = Field(None, description="Default: the direction the metric declares.")
 
 
 class BudgetSearch(Strict):
@@ -112,6 +116,22 @@ class CompressStage(StageSpec):
     budget_split: str = Field("validation", description="The split the budget is measured on.")
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
     batch_size: int = Field(64, gt=0, description="Batch size of the budget's evaluations.")
+
+    def results(self, catalog: Catalog) -> Results:
+        model = Results({"parameters": MINIMIZE, "nonzero": MINIMIZE, "size_bytes": MINIMIZE, "sparsity": MAXIMIZE})
+        found = model.under("before") | model.under("after")
+        return found | catalog.metrics(self.metrics).under("validation") if self.max_drop else found
+
+    def resolve(self, catalog: Catalog) -> CompressStage:
+        if self.max_drop is None:
+            return self
+        metrics, budget = catalog.metrics(self.metrics), self.max_drop
+        name = budget.metric or next((n for n in metrics.directions if n != "loss"), None)
+        if name is None:
+            raise ResultError(("max_drop", "metric"), "the stage's metrics declare no result to budget: name one in `metric` "
+                                                      "(and its `mode`)")
+        mode = direction(metrics, name, ("max_drop", "metric"), budget.mode)
+        return self.model_copy(update={"max_drop": budget.model_copy(update={"metric": name, "mode": mode})})
 
     @model_validator(mode="after")
     def _search_fits(self, info: ValidationInfo) -> CompressStage:
@@ -174,6 +194,9 @@ class DistillStage(TrainStage):
             raise ValueError("give a `student` to train, or a `teacher` for the current model to learn from "
                              "(without either the model would learn from itself)")
         return self
+
+    def results(self, catalog: Catalog) -> Results:
+        return super().results(catalog) | Results({"student_parameters": MINIMIZE})
 
     def teachers(self) -> list[str]:
         """The teachers named by the spec; empty: the current model."""

@@ -65,7 +65,7 @@ def causal_lm_task(params: CausalLMParams) -> Task:
 
 @hookimpl
 def register_tasks(register: Register) -> None:
-    register("token-classification", token_classification_task, TokenClassificationParams)
-    register("sequence-classification", sequence_classification_task, SequenceParams)
-    register("sequence-regression", sequence_regression_task, SequenceParams)
-    register("causal-lm", causal_lm_task, CausalLMParams)
+    register("token-classification", token_classification_task, TokenClassificationParams, default_metrics=("entity-f1",))
+    register("sequence-classification", sequence_classification_task, SequenceParams, default_metrics=("accuracy", "f1"))
+    register("sequence-regression", sequence_regression_task, SequenceParams, default_metrics=("mse", "pearson"))
+    register("causal-lm", causal_lm_task, CausalLMParams, default_metrics=("perplexity",))
