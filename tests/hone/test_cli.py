@@ -25,7 +25,7 @@ HEAVY = ("torch", "transformers")
 VALID = """\
 model: any-model-name
 task: token-classification
-data: {reader: conll, train: train.txt}
+data: {reader: conll, train: train.txt, test: test.txt}
 stages:
   - {type: train, optimizer: {name: adamw, lr: 5.0e-5}}
   - {type: evaluate, metrics: [entity-f1, accuracy]}

@@ -145,14 +145,6 @@ class RunSpec(Strict):
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
     stages: list[StageSpec] = Field(min_length=1, description="What the run does, in order; `type` picks a stage kind.")
 
-    @model_validator(mode="after")
-    def _training_data(self) -> RunSpec:
-        if self.data.train is None and self.data.path is None:
-            for name, stage in zip(self.stage_names(), self.stages):
-                if "train" in stage.data_splits():
-                    raise ValueError(f"stage '{name}' ({stage.type}) needs training data: give `data.train` or `data.path`")
-        return self
-
     def stage_names(self) -> list[str]:
         return [s.name or f"{i}-{s.type}" for i, s in enumerate(self.stages)]
 

@@ -69,7 +69,7 @@ class TrainStage(StageSpec):
     pruning: GradualPruning | None = Field(None, description="Prune gradually during this stage (made permanent at its end).")
 
     def data_splits(self) -> list[str]:
-        return ["train"]
+        return ["train", *([self.eval_split] if self.early_stopping else [])]
 
 
 class EvaluateStage(StageSpec):
@@ -78,6 +78,9 @@ class EvaluateStage(StageSpec):
     split: str = "test"
     batch_size: int = Field(64, gt=0)
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
+
+    def data_splits(self) -> list[str]:
+        return [self.split]
 
 
 class MaxDrop(Strict):
@@ -112,6 +115,9 @@ class CompressStage(StageSpec):
     budget_split: str = Field("validation", description="The split the budget is measured on.")
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
     batch_size: int = Field(64, gt=0, description="Batch size of the budget's evaluations.")
+
+    def data_splits(self) -> list[str]:
+        return [self.budget_split] if self.max_drop else []
 
     @model_validator(mode="after")
     def _search_fits(self, info: ValidationInfo) -> CompressStage:

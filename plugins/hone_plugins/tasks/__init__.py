@@ -65,7 +65,8 @@ def causal_lm_task(params: CausalLMParams) -> Task:
 
 @hookimpl
 def register_tasks(register: Register) -> None:
-    register("token-classification", token_classification_task, TokenClassificationParams)
-    register("sequence-classification", sequence_classification_task, SequenceParams)
-    register("sequence-regression", sequence_regression_task, SequenceParams)
-    register("causal-lm", causal_lm_task, CausalLMParams)
+    # predictions=: what an evaluation's predictions are, so that a metric that cannot score them is refused up front
+    register("token-classification", token_classification_task, TokenClassificationParams, predictions="tags")
+    register("sequence-classification", sequence_classification_task, SequenceParams, predictions="labels")
+    register("sequence-regression", sequence_regression_task, SequenceParams, predictions="numbers")
+    register("causal-lm", causal_lm_task, CausalLMParams, predictions="nothing")  # only the loss: perplexity
