@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import shutil
+import stat
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from hone.errors import HoneError
+
+TMP = ".tmp"  # every temporary file or folder hone writes is named .<name>...tmp; a resume removes what a kill left
 
 
 class WriteError(HoneError):
@@ -27,9 +31,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
+        # created like a plain write (0666 less the umask; an existing file's own mode), not mkstemp's 0600
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666
+        tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TMP}")
+        os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+        if path.exists():
+            os.chmod(tmp_path, mode)
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -56,3 +63,9 @@ def write_with(path: Path, writer: Callable[[Path], None]) -> None:
     """Atomically write ``path`` with a function that writes to a given path (safetensors, torch.save)."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def remove_leftovers(folder: Path) -> None:
+    """The temporary files and folders a kill left under ``folder`` (``.<name>...tmp``)."""
+    for path in sorted(folder.rglob(f".*{TMP}"), reverse=True):
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)

@@ -54,9 +54,10 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from hone.spec.loading import check_sections, load_spec
+    from hone.spec.loading import check_ready, check_sections, load_spec
 
     spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
+    check_ready(args.spec, spec)
     check_sections(args.spec, spec, host)
     print(f"{args.spec}: valid ({len(spec.stages)} stage{'s' if len(spec.stages) != 1 else ''}: {', '.join(spec.stage_names())})")
     return 0

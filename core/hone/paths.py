@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated
 
@@ -36,3 +37,13 @@ def inside_run_dir(run_dir: Path, name: str) -> Path:
     if not path.resolve().is_relative_to(Path(run_dir).resolve()):
         raise HoneError(f"{path}: resolves to {path.resolve()}, outside the run directory {run_dir}")
     return path
+
+
+def links_outside(root: Path) -> list[str]:
+    """``link -> target`` for every symbolic link under ``root`` (links not followed) that resolves outside it."""
+    top, found = Path(root).resolve(), []
+    for folder, dirs, files in os.walk(root):
+        for path in (Path(folder) / name for name in (*dirs, *files)):
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                found.append(f"{path} -> {path.resolve()}")
+    return found

@@ -14,13 +14,14 @@ KINDS: tuple[str, ...] = (
     "callback", "stage", "command", "spec_section", "report_section", "runtime",
 )
 INFO: dict[str, tuple[str, ...]] = {
-    "metric": ("results",),  # {result: "max" | "min"}, or a callable(params) giving it
-    "task": ("default_metrics",),  # the metric names an evaluation uses when a stage names none
+    "metric": ("results", "scores"),  # results: {result: "max" | "min"} or callable(params); scores: the prediction kinds it fits
+    "task": ("default_metrics", "predictions"),  # predictions: its kind ("tags", "labels", "numbers", "texts", "nothing")
     "stage": ("model",),  # "keeps" | "changes" | "replaces" the run's model
     "command": ("arguments",),  # callable(argparse.ArgumentParser) adding the command's options
     "report_section": ("order",),  # where the section goes in a run report (lower first)
 }
 """The keywords ``register(...)`` takes beside name, factory, params, aliases and doc, per kind."""
+COMMON_INFO = ("requires",)  # any kind: {module, or "a|b" for either, : how to install it}, checked before any work
 MODEL_EFFECTS = ("keeps", "changes", "replaces")
 
 
@@ -109,9 +110,9 @@ def suggest(name: str, choices: Sequence[str]) -> str:
 
 def check_info(kind: str, name: str, info: Mapping[str, Any]) -> None:
     """Refuse declarations a kind does not know, and malformed ones."""
-    unknown = sorted(set(info) - set(INFO.get(kind, ())))
+    unknown = sorted(set(info) - set(INFO.get(kind, ())) - set(COMMON_INFO))
     if unknown:
-        known = ", ".join(INFO.get(kind, ())) or "none"
+        known = ", ".join((*INFO.get(kind, ()), *COMMON_INFO))
         raise RegistryError(f"{kind} '{name}': register() got unknown keyword {', '.join(unknown)} (a {kind} takes: {known})")
     if kind == "spec_section" and not name.isidentifier():
         raise RegistryError(f"spec section '{name}': a section's name is a spec key: letters, digits and '_'")

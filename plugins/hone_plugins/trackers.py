@@ -213,5 +213,6 @@ def mlflow(params: MlflowParams, run_dir: Path) -> MlflowTracker:
 @hookimpl
 def register_callbacks(register: Register) -> None:
     register("jsonl-logger", jsonl_logger, JsonlLoggerParams)
-    register("tensorboard", tensorboard, TensorBoardParams)
-    register("mlflow", mlflow, MlflowParams)
+    register("tensorboard", tensorboard, TensorBoardParams,
+             requires={"tensorboard|tensorboardX": "pip install 'hone-ml[tensorboard]' (or tensorboardX)"})
+    register("mlflow", mlflow, MlflowParams, requires={"mlflow": "pip install 'hone-ml[mlflow]'"})

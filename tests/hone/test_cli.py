@@ -25,7 +25,7 @@ HEAVY = ("torch", "transformers")
 VALID = """\
 model: any-model-name
 task: token-classification
-data: {reader: conll, train: train.txt}
+data: {reader: conll, train: train.txt, test: test.txt}
 stages:
   - {type: train, optimizer: {name: adamw, lr: 5.0e-5}}
   - {type: evaluate, metrics: [entity-f1, accuracy]}
@@ -61,6 +61,8 @@ def plugins_json(capsys: pytest.CaptureFixture[str], *options: str) -> list[dict
 def write_spec(tmp_path: Path, text: str = VALID) -> Path:
     path = tmp_path / "spec.yaml"
     path.write_text(text)
+    for name in ("train.txt", "test.txt"):  # hone validate checks that the data files exist
+        (tmp_path / name).touch()
     return path
 
 

@@ -215,6 +215,6 @@ def test_an_evaluate_only_spec_needs_no_training_data_but_a_train_stage_does(tmp
         "  - type: train\n    optimizer: {name: adamw, lr: 5.0e-5}\n", "")
     assert load_spec(write(tmp_path, "eval.yaml", evaluate_only))[0].data.train is None
     message = str(spec_error(write(tmp_path, "train.yaml", VALID.replace("  train: data/train.txt\n", ""))))
-    assert "stage '0-train' (train) needs training data: give `data.train` or `data.path`" in message
+    assert "stage '0-train' (train) needs the 'train' split: give `data.train` or `data.path`" in message
     nothing = VALID.replace("  train: data/train.txt\n  validation: data/valid.txt\n", "")
     assert "for a run that only evaluates, `validation` and/or `test`" in str(spec_error(write(tmp_path, "none.yaml", nothing)))

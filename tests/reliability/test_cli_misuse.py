@@ -10,7 +10,7 @@ import pytest
 
 from .helpers import hone, ner_spec, write_spec
 
-SPEC_OK = "model: m\ntask: token-classification\ndata: {reader: conll, train: train.txt}\nstages: [{type: evaluate}]\n"
+SPEC_OK = "model: m\ntask: token-classification\ndata: {reader: conll, train: train.txt}\nstages: [{type: evaluate, split: train}]\n"
 
 # (arguments, files to create, expected exit code, text the error line holds); {spec} is a valid spec.
 LIGHT = {
@@ -86,9 +86,13 @@ HEAVY = {
     "predict-output-folder-missing": (["predict", "{run}", "--output", "no/such/dir/out.jsonl"], '{"text": "a"}\n', {}, 1,
                                       "No such file or directory"),
     "run-missing-data": (["run", "spec.yaml"], None, {"spec.yaml": SPEC_OK.replace("model: m", "model: {model}")}, 2,
-                         "train.txt: cannot read file"),
-    "resume-nothing": (["run", "spec.yaml", "--resume", "--out", "nowhere"], None, {"spec.yaml": SPEC_OK}, 2, "nothing to resume"),
-    "run-into-a-file": (["run", "spec.yaml", "--out", "spec.yaml"], None, {"spec.yaml": SPEC_OK}, 1, "Not a directory"),
+                         "train.txt: data file not found"),
+    "resume-nothing": (["run", "spec.yaml", "--resume", "--out", "nowhere"], None, {"spec.yaml": SPEC_OK, "train.txt": "a O\n"}, 2,
+                       "nothing to resume"),
+    "run-into-a-file": (["run", "spec.yaml", "--out", "spec.yaml"], None, {"spec.yaml": SPEC_OK, "train.txt": "a O\n"}, 1,
+                        "Not a directory"),
+    "run-on-cuda-without-cuda": (["run", "spec.yaml"], None, {"spec.yaml": "device: cuda\n" + SPEC_OK, "train.txt": "a O\n"}, 2,
+                                 "device 'cuda'"),
 }
 
 
@@ -96,9 +100,12 @@ HEAVY = {
 @pytest.mark.parametrize("case", sorted(HEAVY))
 def test_misuse_of_run_and_predict(tmp_path: Path, model_run: Path, tiny_bert: Path, case: str) -> None:
     args, stdin, files, code, text = HEAVY[case]
+    if "cuda" in case and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
     make_files(tmp_path, {k: v.replace("{model}", str(tiny_bert)) if isinstance(v, str) else v for k, v in files.items()})
     args = [a.replace("{run}", str(model_run)) for a in args]
     assert_one_line_error(hone(tmp_path, *args, stdin=stdin), code, text)
+    assert not (tmp_path / "runs").exists()  # refused before any run directory was made
 
 
 @pytest.mark.slow

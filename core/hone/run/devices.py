@@ -10,15 +10,34 @@ from typing import Any
 import numpy as np
 import torch
 
+from hone.errors import HoneError
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name != "auto":
+        if problem := unavailable(name):
+            raise HoneError(problem)
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def unavailable(name: str) -> str | None:
+    """Why device ``name`` (cpu, mps, cuda, cuda:N) cannot be used on this machine; None if it can."""
+    kind, _, index = name.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = "is a CPU-only build, without CUDA" if torch.version.cuda is None else "finds no CUDA device"
+            return f"device '{name}': this torch ({torch.__version__}) {why}; use `device: cpu` or `auto`"
+        if int(index or 0) >= count:
+            return f"device '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return f"device '{name}': MPS (Apple GPUs) is not available here; use `device: cpu` or `auto`"
+    return None
 
 
 def pick_precision(name: str, device: torch.device) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -12,9 +13,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from hone.atomic import write_text
+from hone.atomic import TMP, WriteError, remove_leftovers, write_text
 from hone.errors import HoneError
 from hone.host import PluginHost
+from hone.paths import links_outside
+from hone.run.events import read_events
 from hone.spec.models import RunSpec, spec_model
 
 SPEC, STATE, METRICS, EVENTS = "spec.yaml", "state.json", "metrics.json", "events.jsonl"
@@ -24,14 +27,18 @@ MODEL_DIR, HONE_JSON = "model", "hone.json"
 def save_folder(model: Any, tokenizer: Any, folder: Path, files: Mapping[str, str] | None = None) -> Path:
     """The model (``save_pretrained``, or hone's format for a structurally compressed one), its tokenizer and
     ``files`` (name -> text), written to a temporary folder renamed into place."""
-    from hone.run.compressed import save_model_weights
+    from hone.run import compressed
 
-    tmp = folder.with_name(f".{folder.name}.tmp")
+    tmp = folder.with_name(f".{folder.name}{TMP}")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_model_weights(model, tmp)
-    tokenizer.save_pretrained(tmp)
-    for name, text in (files or {}).items():
-        (tmp / name).write_text(text, encoding="utf-8")
+    try:
+        compressed.save_model_weights(model, tmp)
+        tokenizer.save_pretrained(tmp)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+    except Exception as error:  # a full disk: safetensors and tokenizers raise their own types
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WriteError(folder, error) from error
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     return folder
@@ -44,16 +51,20 @@ def save_model(run_dir: Path, model: Any, tokenizer: Any, spec: RunSpec, labels:
 
 
 def default_run_dir(spec: RunSpec, resume: bool) -> Path:
-    """``<output_dir>/<name>``, then ``<name>-2``, ...: a new one for a run, the newest for --resume."""
+    """``<output_dir>/<name>``, then ``<name>-2``, ...: the newest for --resume, else a new one, made here (exclusively:
+    two runs started at once get two)."""
     base = Path(spec.output_dir) / spec.name
-    existing = [base] if base.exists() else []
-    n = 2
-    while base.with_name(f"{spec.name}-{n}").exists():
-        existing.append(base.with_name(f"{spec.name}-{n}"))
-        n += 1
+    names = (base.with_name(f"{spec.name}-{n}") if n > 1 else base for n in itertools.count(1))
     if resume:
+        existing = list(itertools.takewhile(Path.exists, names))
         return existing[-1] if existing else base
-    return base if not base.exists() else base.with_name(f"{spec.name}-{n}")
+    for path in names:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def read_saved(path: Path, parse: Callable[[str], Any]) -> Any:
@@ -78,9 +89,19 @@ def changed_fields(saved: Any, spec: RunSpec, host: PluginHost) -> list[str]:
 
 
 def prepare_run_dir(spec: RunSpec, host: PluginHost, run_dir: Path, resume: bool) -> dict[str, Any]:
-    """A new run directory holding the resolved spec, or the state of the run to resume (same spec only)."""
+    """A new run directory holding the resolved spec, or the state of the run to resume (same spec only).
+
+    A run that failed before any work (no stage finished, no optimizer step) starts afresh, with the spec as it is now."""
     fresh: dict[str, Any] = {"status": "running", "completed": [], "results": {}}
-    if resume:
+    cleared = False
+    if run_dir.is_dir():
+        if escapes := links_outside(run_dir):
+            raise HoneError(f"{escapes[0]}, outside the run directory {run_dir}: hone writes only inside it; remove the link")
+        remove_leftovers(run_dir)
+        if cleared := _no_work(run_dir):
+            for path in run_dir.iterdir():
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if resume and not cleared:
         if not (run_dir / STATE).exists() and not (run_dir / SPEC).exists():
             raise HoneError(f"{run_dir}: nothing to resume (no {STATE}); run without --resume")
         changed = changed_fields(read_saved(run_dir / SPEC, yaml.safe_load), spec, host)
@@ -94,3 +115,13 @@ def prepare_run_dir(spec: RunSpec, host: PluginHost, run_dir: Path, resume: bool
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / SPEC, yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     return fresh
+
+
+def _no_work(run_dir: Path) -> bool:
+    """A run that failed before any work worth resuming: no stage finished, no optimizer step taken."""
+    try:
+        state = json.loads((run_dir / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(state, dict) and state.get("status") == "failed" and not state.get("completed")
+            and not any(event.get("event") == "step_end" for event in read_events(run_dir / EVENTS)))

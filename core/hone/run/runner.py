@@ -34,7 +34,7 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
         callbacks: Sequence[tuple[str, Any]] = ()) -> Path:
     """Execute every stage of ``spec``; return the run directory. ``callbacks`` adds (name, object) listeners."""
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    run_dir = Path(out) if out is not None else default_run_dir(spec, resume)
+    run_dir = Path(out) if out is not None else default_run_dir(spec, resume or rank != 0)  # other ranks: rank 0's
     state = prepare_run_dir(spec, host, run_dir, resume) if rank == 0 else {"completed": [], "results": {}}
     if world_size > 1:
         import torch.distributed as dist
@@ -43,6 +43,7 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
             dist.init_process_group("gloo" if spec.device in ("auto", "cpu") and not torch.cuda.is_available() else "nccl")
         dist.barrier()
         if rank != 0:
+            run_dir = run_dir if out is not None else default_run_dir(spec, True)  # the one rank 0 has made
             state = json.loads((run_dir / STATE).read_text()) if resume else state
     writer = rank == 0
     origins = {ref.name: host.describe("callback", ref.name) for ref in spec.callbacks}

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from hone.errors import HoneError
 from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
+from hone.spec.checks import machine_checks, numbers, spec_checks
 from hone.spec.models import ComponentRef, RunSpec, spec_model
 
 
@@ -28,9 +29,9 @@ class SpecError(HoneError):
     """A spec with problems; ``issues`` lists every one."""
 
     def __init__(self, file: str, issues: list[SpecIssue]) -> None:
-        self.file, self.issues = file, issues
+        self.file, self.issues = file, sorted(issues, key=lambda issue: issue.line or 0)
         lines = [f"{file}: {len(issues)} problem{'s' if len(issues) != 1 else ''}"]
-        for issue in issues:
+        for issue in self.issues:
             where = f"{file}:{issue.line}" if issue.line else file
             path = f" {issue.path}:" if issue.path else ""
             lines.append(f"  {where}:{path} {issue.message}")
@@ -38,13 +39,26 @@ class SpecError(HoneError):
 
 
 def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML or JSON; return the data and the YAML node tree used to find line numbers."""
+    """Parse YAML or JSON (duplicate keys and alias bombs refused); return the data and the YAML node tree used to find lines."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(str(path), [SpecIssue("", f"cannot read the spec: {error}")]) from None
+    json_data, nodes = path.suffix == ".json", None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        try:
+            loader = yaml.SafeLoader(text)
+            try:
+                nodes = loader.get_single_node()
+                data = nodes and not json_data and loader.construct_document(nodes)  # aliases stay shared objects
+            finally:
+                loader.dispose()
+        except (yaml.YAMLError, RecursionError):
+            if not json_data:
+                raise  # (JSON that YAML cannot read, with tabs, say, has no line numbers)
+        _check_tree(str(path), nodes)
+        if json_data:
+            data = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         raise SpecError(str(path), [SpecIssue("", f"invalid JSON: {error.msg}", error.lineno)]) from None
     except yaml.YAMLError as error:
@@ -53,15 +67,59 @@ def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
         raise SpecError(str(path), [SpecIssue("", f"invalid YAML: {getattr(error, 'problem', error)}", line)]) from None
     except RecursionError:
         raise SpecError(str(path), [SpecIssue("", "nested too deeply to be a spec")]) from None
+    except _DuplicateKey as error:
+        raise SpecError(str(path), [SpecIssue(str(error.args[0]), f"duplicate key '{error.args[0]}': a key may appear once")]) from None
     except ValueError as error:  # e.g. an integer of more than 4300 digits
         raise SpecError(str(path), [SpecIssue("", f"cannot parse the spec: {error}")]) from None
-    try:
-        nodes = yaml.compose(text, Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, RecursionError):
-        nodes = None
     if not isinstance(data, dict):
         raise SpecError(str(path), [SpecIssue("", "a spec must be a mapping of fields (model, task, data, stages, ...)", 1)])
     return data, nodes
+
+
+MAX_VALUES, MAX_DEPTH = 100_000, 64  # far beyond any spec: a "billion laughs" of YAML aliases is refused before it grows
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) < len(keys):
+        raise _DuplicateKey(next(key for key in keys if keys.count(key) > 1))
+    return dict(pairs)
+
+
+def _check_tree(file: str, root: yaml.Node | None) -> None:
+    """Refuse duplicate keys (with both lines), an alias inside itself, and aliases expanding past MAX_VALUES / MAX_DEPTH."""
+    issues, size = [], {}  # id(node) -> (values, depth) with every alias expanded; (-1, -1) while being counted
+    stack: list[tuple[Any, str, bool]] = [(root, "", False)] if root is not None else []
+    while stack:
+        node, path, done = stack.pop()
+        mapping = node.value if isinstance(node, yaml.MappingNode) else []
+        kids = [(f"{path}.{k.value}", v) for k, v in mapping] if mapping else \
+            [(f"{path}[{i}]", n) for i, n in enumerate(node.value)] if isinstance(node, yaml.SequenceNode) else []
+        if done:
+            sizes = [size[id(n)] for _, n in kids]
+            size[id(node)] = (1 + sum(s[0] for s in sizes), 1 + max((s[1] for s in sizes), default=0))
+        elif size.get(id(node)) == (-1, -1):
+            raise SpecError(file, [SpecIssue(path.lstrip("."), "a YAML alias here contains itself", node.start_mark.line + 1)])
+        elif id(node) not in size:
+            size[id(node)], first = (-1, -1), {}
+            for key, _ in mapping:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in first:
+                        issues.append(SpecIssue(f"{path}.{key.value}".lstrip("."), f"duplicate key '{key.value}' (also on line "
+                                                f"{first[key.value]}): a key may appear once", key.start_mark.line + 1))
+                    first.setdefault(key.value, key.start_mark.line + 1)
+            stack += [(node, path, True), *reversed([(n, p, False) for p, n in kids])]
+    if issues:
+        raise SpecError(file, issues)
+    values, depth = size.get(id(root), (0, 0))
+    if values > MAX_VALUES or depth > MAX_DEPTH:
+        what = f"more than {MAX_VALUES:,} values" if values > MAX_VALUES else f"more than {MAX_DEPTH} levels"
+        raise SpecError(file, [SpecIssue("", f"the spec expands to {what} (YAML aliases `*name` repeat what an anchor "
+                                             "`&name` holds): a spec is nested far less")])
 
 
 def _child(value: Any, node: yaml.Node | None, key: Any) -> tuple[Any, yaml.Node | None, bool]:
@@ -177,10 +235,30 @@ def issues_from(error: ValidationError, data: Any, nodes: yaml.Node | None, regi
 
 
 def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None) -> RunSpec:
+    """The spec, or a SpecError listing every problem: numbers no run can use, then the models' and the
+    cross-spec checks (stage names, data splits, what components declare)."""
+    found = [_issue(data, nodes, loc, message) for loc, message in numbers(data)]
     try:
-        return spec_model(registries).model_validate(data, context={"registries": registries})
+        spec = spec_model(registries).model_validate(data, context={"registries": registries})
     except ValidationError as error:
-        raise SpecError(file, issues_from(error, data, nodes, registries)) from None
+        taken = {issue.path for issue in found}
+        raise SpecError(file, found + [i for i in issues_from(error, data, nodes, registries) if i.path not in taken]) from None
+    if found := found + [_issue(data, nodes, loc, message) for loc, message in spec_checks(spec, registries)]:
+        raise SpecError(file, found)
+    return spec
+
+
+def _issue(data: Any, nodes: yaml.Node | None, loc: tuple[Any, ...], message: str) -> SpecIssue:
+    path, line = _locate(data, nodes, loc)
+    return SpecIssue(path, message, line)
+
+
+def check_ready(file: str | Path, spec: RunSpec) -> None:
+    """What the spec needs of this machine (data files, the device): a SpecError before any work if it is missing."""
+    problems = list(machine_checks(spec))
+    if problems:
+        data, nodes = read_spec_file(Path(file))
+        raise SpecError(str(file), [_issue(data, nodes, loc, message) for loc, message in problems])
 
 
 def load_spec(path: str | Path, host: PluginHost | None = None, plugins_dirs: list[str] | None = None) -> tuple[RunSpec, PluginHost]:

@@ -156,14 +156,6 @@ class RunSpec(Strict):
     stages: list[StageSpec] = Field(min_length=1, description="What the run does, in order; `type` picks a stage kind.")
 
     @model_validator(mode="after")
-    def _training_data(self) -> RunSpec:
-        if self.data.train is None and self.data.path is None:
-            for name, stage in zip(self.stage_names(), self.stages):
-                if "train" in stage.data_splits():
-                    raise ValueError(f"stage '{name}' ({stage.type}) needs training data: give `data.train` or `data.path`")
-        return self
-
-    @model_validator(mode="after")
     def _known_results(self, info: ValidationInfo) -> RunSpec:
         registries: Registries | None = (info.context or {}).get("registries")
         if registries is None or "task" not in self.__dict__:

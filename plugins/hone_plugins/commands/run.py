@@ -9,11 +9,12 @@ import sys
 
 from hone.run.progress import PlainLog
 from hone.run.rundir import METRICS
-from hone.spec.loading import load_spec
+from hone.spec.loading import check_ready, load_spec
 
 
 def run_command(args: argparse.Namespace) -> int:
     spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
+    check_ready(args.spec, spec)  # data files, the device: before the run directory is made
     from hone.run.runner import run  # imports torch
 
     first_rank = os.environ.get("RANK", "0") == "0"  # a data-parallel launch: only rank 0 logs and reports

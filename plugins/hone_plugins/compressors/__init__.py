@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hone.hookspecs import hookimpl
 from hone.registry import Register
-from hone_plugins.extras import require
+from hone_plugins.extras import ONNX_INSTALL, ONNX_MODULES, require
 
 if TYPE_CHECKING:
     from hone_plugins.compressors.onnx_int8 import OnnxInt8
@@ -205,4 +205,4 @@ def register_compressors(register: Register) -> None:
     register("int8-weight-only", int8_weight_only, WeightOnlyParams)
     register("float8-weight-only", float8_weight_only, WeightOnlyParams)
     register("int4-weight-only", int4_weight_only, Int4WeightOnlyParams)
-    register("onnx-int8", onnx_int8_compressor, OnnxInt8Params)
+    register("onnx-int8", onnx_int8_compressor, OnnxInt8Params, requires=dict.fromkeys(ONNX_MODULES, ONNX_INSTALL))

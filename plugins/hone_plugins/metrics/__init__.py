@@ -363,23 +363,31 @@ REPORT_RESULTS = {
 }
 
 
+CLASSES, NUMBERS, TEXTS = ("labels", "tags"), ("numbers",), ("texts",)  # the prediction kinds each metric scores (scores=)
+GENERATION = {"rouge": {"rouge_score": generation.INSTALL}, "sacrebleu": {"sacrebleu": generation.INSTALL}}
+
+
 @hookimpl
 def register_metrics(register: Register) -> None:
-    register("accuracy", accuracy, NoParams, results={"accuracy": "max"})
-    register("precision", precision, AveragedParams, results=class_score_results("precision"))
-    register("recall", recall, AveragedParams, results=class_score_results("recall"))
-    register("f1", f1, AveragedParams, results=class_score_results("f1"))
+    register("accuracy", accuracy, NoParams, results={"accuracy": "max"}, scores=CLASSES)
+    register("precision", precision, AveragedParams, results=class_score_results("precision"), scores=CLASSES)
+    register("recall", recall, AveragedParams, results=class_score_results("recall"), scores=CLASSES)
+    register("f1", f1, AveragedParams, results=class_score_results("f1"), scores=CLASSES)
     register("classification-report", classification_report, ZeroDivisionParams,
-             results={**REPORT_RESULTS, "accuracy": "max"})
-    register("entity-f1", entity_f1, EntityParams, results=entity_results)
-    register("confusion-matrix", confusion_matrix, NoParams, results={})  # a matrix only: no scalar result
-    register("perplexity", perplexity, NoParams, results={"perplexity": "min"})
-    register("mse", mse, NoParams, results={"mse": "min"})
-    register("pearson", pearson, NoParams, results={"pearson": "max"})
-    register("rouge", generation.rouge, generation.RougeParams, results=generation.rouge_results)
-    register("bleu", generation.bleu, generation.BleuParams, results={"bleu": "max"})
-    register("chrf", generation.chrf, generation.ChrfParams, results=generation.chrf_results)
-    register("exact-match", generation.exact_match, generation.ExactMatchParams, results={"exact_match": "max"})
+             results={**REPORT_RESULTS, "accuracy": "max"}, scores=CLASSES)
+    register("entity-f1", entity_f1, EntityParams, results=entity_results, scores=("tags",))
+    register("confusion-matrix", confusion_matrix, NoParams, results={}, scores=CLASSES)  # a matrix only: no scalar result
+    register("perplexity", perplexity, NoParams, results={"perplexity": "min"})  # from the loss: any task
+    register("mse", mse, NoParams, results={"mse": "min"}, scores=NUMBERS)
+    register("pearson", pearson, NoParams, results={"pearson": "max"}, scores=NUMBERS)
+    register("rouge", generation.rouge, generation.RougeParams, results=generation.rouge_results, scores=TEXTS,
+             requires=GENERATION["rouge"])
+    register("bleu", generation.bleu, generation.BleuParams, results={"bleu": "max"}, scores=TEXTS,
+             requires=GENERATION["sacrebleu"])
+    register("chrf", generation.chrf, generation.ChrfParams, results=generation.chrf_results, scores=TEXTS,
+             requires=GENERATION["sacrebleu"])
+    register("exact-match", generation.exact_match, generation.ExactMatchParams, results={"exact_match": "max"},
+             scores=(*TEXTS, *CLASSES))
 
 
 def per_type_report(params: NoParams) -> Any:

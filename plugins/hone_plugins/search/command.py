@@ -22,7 +22,7 @@ from hone_plugins.search.results import write_results
 from hone_plugins.search.study import Search, make_sampler, open_study, recover, work
 from hone.run.rundir import changed_fields
 from hone.spec.models import RunSpec
-from hone.spec.loading import load_spec, read_spec_file
+from hone.spec.loading import check_ready, load_spec, read_spec_file
 
 SEARCH_SPEC, LOCK, STUDY_DB = "search.yaml", ".lock", "study.db"
 PARENT_ENV = "HONE_SEARCH_PARENT"  # in worker processes: the parent's pid (they exit when it dies)
@@ -48,6 +48,7 @@ def prepare(spec_file: Path, plugins_dirs: Sequence[str] = (), out: Path | None 
     """Load and check the spec (before any trial), and find where its search lives."""
     spec, host = load_spec(spec_file, plugins_dirs=list(plugins_dirs))
     if check or spec.search is None:
+        check_ready(spec_file, spec)
         check_search(spec_file, spec, host)
     assert spec.search is not None
     directory = (out or Path(spec.output_dir) / f"{spec.name}-search").resolve()

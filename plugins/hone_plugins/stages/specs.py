@@ -65,7 +65,7 @@ class TrainStage(StageSpec):
     pruning: GradualPruning | None = Field(None, description="Prune gradually during this stage (made permanent at its end).")
 
     def data_splits(self) -> list[str]:
-        return ["train"]
+        return ["train", *([self.eval_split] if self.early_stopping else [])]
 
     def results(self, catalog: Catalog) -> Results:
         return catalog.metrics(self.metrics).under("validation") | Results({"steps": None, "skipped_batches": MINIMIZE})
@@ -87,6 +87,9 @@ class EvaluateStage(StageSpec):
         return catalog.metrics(self.metrics).under(self.split)
     batch_size: int = Field(64, gt=0)
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
+
+    def data_splits(self) -> list[str]:
+        return [self.split]
 
 
 class MaxDrop(Strict):
@@ -116,6 +119,9 @@ class CompressStage(StageSpec):
     budget_split: str = Field("validation", description="The split the budget is measured on.")
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
     batch_size: int = Field(64, gt=0, description="Batch size of the budget's evaluations.")
+
+    def data_splits(self) -> list[str]:
+        return [self.budget_split] if self.max_drop else []
 
     def results(self, catalog: Catalog) -> Results:
         model = Results({"parameters": MINIMIZE, "nonzero": MINIMIZE, "size_bytes": MINIMIZE, "sparsity": MAXIMIZE})

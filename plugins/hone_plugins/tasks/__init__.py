@@ -65,7 +65,12 @@ def causal_lm_task(params: CausalLMParams) -> Task:
 
 @hookimpl
 def register_tasks(register: Register) -> None:
-    register("token-classification", token_classification_task, TokenClassificationParams, default_metrics=("entity-f1",))
-    register("sequence-classification", sequence_classification_task, SequenceParams, default_metrics=("accuracy", "f1"))
-    register("sequence-regression", sequence_regression_task, SequenceParams, default_metrics=("mse", "pearson"))
-    register("causal-lm", causal_lm_task, CausalLMParams, default_metrics=("perplexity",))
+    # predictions=: what an evaluation's predictions are, so that a metric that cannot score them is refused up front
+    register("token-classification", token_classification_task, TokenClassificationParams, predictions="tags",
+             default_metrics=("entity-f1",))
+    register("sequence-classification", sequence_classification_task, SequenceParams, predictions="labels",
+             default_metrics=("accuracy", "f1"))
+    register("sequence-regression", sequence_regression_task, SequenceParams, predictions="numbers",
+             default_metrics=("mse", "pearson"))
+    register("causal-lm", causal_lm_task, CausalLMParams, predictions="nothing",  # only the loss: perplexity
+             default_metrics=("perplexity",))

@@ -22,7 +22,7 @@ stages:
   - type: evaluate
     name: test
     split: validation
-    metrics: [accuracy]
+    metrics: [perplexity]  # scores any task (from the loss)
 """
 
 UNDECLARED = '''
