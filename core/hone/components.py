@@ -147,3 +147,20 @@ class Distiller(Protocol):
     def loss(self, student_outputs: Any, teacher_outputs: Sequence[Any], batch: Mapping[str, Any], task_loss: Any) -> Any:
         """The training loss (a scalar tensor) from the student's outputs, each teacher's and the task loss."""
         ...
+
+
+class Exporter(Protocol):
+    """Writes the run's model in a serving format (an ONNX graph...) into a folder; chosen by name in an ``export`` stage.
+
+    ``export`` writes ``folder`` whole or not at all (a temporary folder renamed into place), checks
+    what it wrote against the model on ``sample_batches`` (collated batches of the run's data, on the
+    model's device; ``None``: the exporter's own samples) and returns a JSON-able report (sizes,
+    the difference it measured, seconds). ``task``, ``task_params`` and ``labels`` go into the folder
+    so that a runtime (``hone predict --runtime``) serves it with the task's post-processing. The
+    optional ``check(model)`` raises, in an instant, for a model it cannot export (hone calls it
+    before any work).
+    """
+
+    def export(self, model: Any, tokenizer: Any, folder: Path, *, task: str | None = None,
+               task_params: Mapping[str, Any] | None = None, labels: Sequence[str] | None = None,
+               sample_batches: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]: ...

@@ -92,3 +92,8 @@ def register_report_sections(register: Register) -> None:
 @hookspec
 def register_runtimes(register: Register) -> None:
     """Register serving runtimes for ``hone predict --runtime``: ``factory(params) -> Runtime`` with ``load(source)``."""
+
+
+@hookspec
+def register_exporters(register: Register) -> None:
+    """Register exporters for ``export`` stages: ``factory(params) -> Exporter`` writing a serving folder; ``refuses=`` names compressors."""

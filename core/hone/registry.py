@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 KINDS: tuple[str, ...] = (
     "metric", "optimizer", "scheduler", "compressor", "distiller", "searcher", "pruner", "task", "reader",
-    "callback", "stage", "command", "spec_section", "report_section", "runtime",
+    "callback", "stage", "command", "spec_section", "report_section", "runtime", "exporter",
 )
 INFO: dict[str, tuple[str, ...]] = {
     "metric": ("results", "scores"),  # results: {result: "max" | "min"} or callable(params); scores: the prediction kinds it fits
@@ -19,6 +19,7 @@ INFO: dict[str, tuple[str, ...]] = {
     "stage": ("model",),  # "keeps" | "changes" | "replaces" the run's model
     "command": ("arguments",),  # callable(argparse.ArgumentParser) adding the command's options
     "report_section": ("order",),  # where the section goes in a run report (lower first)
+    "exporter": ("refuses",),  # {compressor name: why a model it compressed cannot be exported}
 }
 """The keywords ``register(...)`` takes beside name, factory, params, aliases and doc, per kind."""
 COMMON_INFO = ("requires",)  # any kind: {module, or "a|b" for either, : how to install it}, checked before any work
@@ -118,6 +119,10 @@ def check_info(kind: str, name: str, info: Mapping[str, Any]) -> None:
         raise RegistryError(f"spec section '{name}': a section's name is a spec key: letters, digits and '_'")
     if kind == "stage" and info.get("model", "keeps") not in MODEL_EFFECTS:
         raise RegistryError(f"stage '{name}': model={info['model']!r}; use one of {', '.join(MODEL_EFFECTS)}")
+    refuses = info.get("refuses")
+    if refuses is not None and not (isinstance(refuses, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in refuses.items())):
+        raise RegistryError(f"exporter '{name}': refuses must map compressor names to the reason, got {refuses!r}")
     results = info.get("results")
     if results is not None and not callable(results):
         bad = {k: v for k, v in dict(results).items() if v not in ("max", "min")}

@@ -109,6 +109,10 @@ class StageSpec(Strict):
         :class:`hone.spec.results.ResultError` for a result name the stage uses that it will not report."""
         return self
 
+    def check_in_run(self, spec: RunSpec, index: int, registries: Registries) -> None:
+        """Raise ``ValueError`` (what to change) if this stage cannot run as ``spec``'s stage ``index``, e.g.
+        after a stage whose output it cannot take; ``hone validate`` reports it at the stage."""
+
 
 class ModelSpec(Strict):
     source: str = Field(description="Hub name, local folder, or 'pkg:<module>' whose get_model_path() gives a folder.")
@@ -174,6 +178,22 @@ class RunSpec(Strict):
         for name in sorted(set(type(self).model_fields) - set(RunSpec.model_fields)):  # plugins' sections (search: ...)
             if hasattr(section := getattr(self, name), "resolve"):
                 setattr(self, name, resolved(section, (name,), self))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @model_validator(mode="after")
+    def _stages_fit(self, info: ValidationInfo) -> RunSpec:
+        registries: Registries | None = (info.context or {}).get("registries")
+        if registries is None:
+            return self
+        errors = []
+        for index, stage in enumerate(self.stages):
+            try:
+                stage.check_in_run(self, index, registries)
+            except ValueError as error:
+                errors.append(InitErrorDetails(type=PydanticCustomError("stage_order", "{message}", {"message": str(error)}),
+                                               loc=("stages", index), input=stage.type))
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

@@ -50,8 +50,10 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=20, help="causal LM: tokens to generate")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--runtime", default="torch", metavar="NAME",
-                        help="torch, or a serving runtime plugin for the run's export, e.g. onnxruntime (RUN_DIR/export/onnx "
-                        "or the export folder, on the CPU)")
+                        help="torch, or a serving runtime plugin for the run's export, e.g. onnxruntime (the last export in "
+                        "RUN_DIR/export/, or an export folder; on the CPU)")
+    parser.add_argument("--export", metavar="NAME", help="with --runtime: which of the run's exports to serve, by its "
+                        "folder in RUN_DIR/export/ (the export stage's name; default: the last export the runtime serves)")
 
 
 def predict_command(params: NoParams) -> PredictCommand:

@@ -13,6 +13,7 @@ from hone.errors import DataError, HoneError, describe
 from hone.plugins import PluginHost, load_plugins
 from hone.run.loading import LOAD_ERRORS, resolve_source
 from hone.run.rundir import HONE_JSON, MODEL_DIR
+from hone_plugins.exporters.folders import pick_export
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
@@ -78,14 +79,18 @@ def predict_command(args: argparse.Namespace) -> int:
         raise HoneError(f"{args.input}: input file not found")
     if args.batch_size < 1:
         raise HoneError(f"--batch-size must be at least 1, got {args.batch_size}")
-    runtime = args.runtime
+    runtime, export = args.runtime, getattr(args, "export", None)
     if runtime != "torch" and args.device not in ("auto", "cpu"):
         raise HoneError(f"--runtime {runtime} runs on the CPU; drop --device {args.device}")
+    if export is not None and runtime == "torch":
+        raise HoneError(f"--export {export} picks an exported model for a serving runtime: add --runtime (e.g. onnxruntime); "
+                        "--runtime torch serves the run's model/")
+    model_source = args.source if export is None else str(pick_export(Path(args.source), export))
     host = load_plugins(args.plugins_dir)
     if runtime == "torch":
-        task, model, tokenizer, labels = load_predictor(args.source, host, args.task, args.device)
+        task, model, tokenizer, labels = load_predictor(model_source, host, args.task, args.device)
     else:
-        task, model, tokenizer, labels = load_runtime_predictor(args.source, host, runtime, args.task)
+        task, model, tokenizer, labels = load_runtime_predictor(model_source, host, runtime, args.task)
     options = {
         "batch_size": args.batch_size, "threshold": args.threshold,
         "min_span_length": args.min_span_length, "max_new_tokens": args.max_new_tokens,

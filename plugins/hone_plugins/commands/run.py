@@ -6,10 +6,25 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from hone.run.progress import PlainLog
 from hone.run.rundir import METRICS
 from hone.spec.loading import check_ready, load_spec
+
+
+def export_summary(run_dir: Path, result: dict[str, Any]) -> str:
+    """``onnx export in RUN/export/onnx (1.2 MB, max difference 6e-08 from torch, 3.1 s)`` from an export stage's results."""
+    facts = []
+    if isinstance(size := result.get("size_bytes"), int):
+        facts.append(f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB")
+    if isinstance(difference := result.get("max_abs_diff"), (int, float)):
+        reference = str(result.get("reference") or "the model").split(" ")[0]
+        facts.append(f"max difference {difference:.2g} from {reference}")
+    if isinstance(seconds := result.get("seconds"), (int, float)):
+        facts.append(f"{seconds:.1f} s")
+    return f"{result['exporter']} export in {run_dir / result['folder']}" + (f" ({', '.join(facts)})" if facts else "")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -22,6 +37,9 @@ def run_command(args: argparse.Namespace) -> int:
     run_dir = run(spec, host, out=args.out, resume=args.resume, quiet=args.quiet or not sys.stderr.isatty(),
                   callbacks=[("plain-log", PlainLog(sys.stderr))] if plain else [])
     for stage, result in json.loads((run_dir / METRICS).read_text()).items():
+        if isinstance(result, dict) and isinstance(result.get("exporter"), str) and isinstance(result.get("folder"), str):
+            print(f"{stage}: {export_summary(run_dir, result)}")
+            continue  # its params and check data are no split's results
         for split, values in result.items():
             if isinstance(values, dict):
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))

@@ -7,4 +7,4 @@ from pathlib import Path
 
 MODEL_FILE = "model.onnx"
 ONNX_JSON = "onnx.json"
-RUN_FOLDER = Path("export", "onnx")  # a run directory's ONNX export
+RUN_FOLDER = Path("export", "onnx")  # a run directory's ONNX export from an unnamed export stage

@@ -3,6 +3,7 @@ ONNX Runtime against torch on sample batches of two shapes, written atomically t
 
 from __future__ import annotations
 
+import glob
 import inspect
 import json
 import logging
@@ -21,6 +22,7 @@ import torch
 
 from hone.errors import HoneError
 from hone_plugins.exporters.layout import MODEL_FILE, ONNX_JSON
+from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logits"
@@ -39,8 +41,10 @@ class OnnxExportError(HoneError):
 def input_names(model: torch.nn.Module, tokenizer: Any = None) -> list[str]:
     """The inputs the graph takes: those the forward accepts and the tokenizer produces (without one:
     ``input_ids`` and ``attention_mask``)."""
-    accepted = inspect.signature(model.forward).parameters
     produced = list(getattr(tokenizer, "model_input_names", None) or ("input_ids", "attention_mask"))
+    if isinstance(model, OnnxRuntimeModel):  # an ONNX graph already (onnx-int8): the inputs it takes
+        return [name for name in INPUT_NAMES if name in model.input_names and (name in produced or name == "input_ids")]
+    accepted = inspect.signature(model.forward).parameters
     names = [name for name in INPUT_NAMES if name in accepted and name in produced]
     if "input_ids" not in names:
         raise OnnxExportError(f"{type(model).__name__}.forward takes no input_ids: only text models export here")
@@ -115,6 +119,12 @@ def check_model(model: torch.nn.Module) -> None:
     if any(type(module).__module__.startswith("torch.ao.nn.quantized") for module in model.modules()):
         raise OnnxExportError("the model holds torch.ao quantized layers, which do not export to ONNX; "
                               "export before a dynamic-int8 stage, or use the onnx-int8 compressor instead")
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    wrapped = sorted({type(t).__name__ for t in [*model.parameters(), *model.buffers()] if is_traceable_wrapper_subclass(t)})
+    if wrapped:
+        raise OnnxExportError(f"the model's weights are tensor subclasses ({', '.join(wrapped)}: torchao quantization?), "
+                              "which torch.onnx does not export; export before that stage, or use the onnx-int8 compressor")
     floats = {t.dtype for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()}
     if floats - {torch.float32}:
         found = ", ".join(sorted(str(dtype).removeprefix("torch.") for dtype in floats))
@@ -207,14 +217,28 @@ def check_onnx(source: str | bytes, model: torch.nn.Module, batches: Sequence[Ba
     return session, max(differences)
 
 
+def graph_facts(path: Path) -> tuple[int, bool]:
+    """(opset, whether the batch and sequence axes are free) of a saved ONNX graph."""
+    import onnx
+
+    graph = onnx.load_model(str(path), load_external_data=False)
+    opset = next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")), 0)
+    dims = [dim for value in graph.graph.input for dim in value.type.tensor_type.shape.dim[:2]]
+    return int(opset), bool(dims) and all(dim.HasField("dim_param") for dim in dims)
+
+
 def folder_size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 @contextmanager
 def atomic_folder(folder: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``folder``; on success it replaces ``folder`` whole."""
+    """Yield an empty temporary folder beside ``folder``; on success it replaces ``folder`` whole. Leftovers of
+    an earlier attempt that was killed (``.<name>.*.tmp``, ``.<name>.*.old``) are removed first."""
     folder.parent.mkdir(parents=True, exist_ok=True)
+    name = glob.escape(folder.name)
+    for leftover in [*folder.parent.glob(f".{name}.*.tmp"), *folder.parent.glob(f".{name}.*.old")]:
+        shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         yield tmp
@@ -257,14 +281,20 @@ def export_onnx(model: torch.nn.Module, tokenizer: Any, folder: Path, *, sample_
     if not dynamic_axes:
         batches = [b for b in batches if b["input_ids"].shape == batches[0]["input_ids"].shape]
     with exporting(model), atomic_folder(Path(folder)) as tmp:  # on the CPU throughout, moved back at the end
-        program = to_onnx(model, batches[0], opset=opset, dynamic_axes=dynamic_axes, optimize=optimize)
-        program.save(str(tmp / MODEL_FILE))
+        if isinstance(model, OnnxRuntimeModel):  # e.g. onnx-int8's graph: written as it is, checked against itself
+            (tmp / MODEL_FILE).write_bytes(model.serialized())
+            opset, dynamic_axes = graph_facts(tmp / MODEL_FILE)
+            facts: dict[str, Any] = {"reference": "onnxruntime (the run's ONNX Runtime model, written as it is)"}
+        else:
+            program = to_onnx(model, batches[0], opset=opset, dynamic_axes=dynamic_axes, optimize=optimize)
+            program.save(str(tmp / MODEL_FILE))
+            facts = {"reference": "torch", "optimized": optimize}
         session, difference = check_onnx(str(tmp / MODEL_FILE), model, batches, atol)
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
         report = {
             "file": MODEL_FILE, "opset": opset, "inputs": [node.name for node in session.get_inputs()],
-            "outputs": [OUTPUT], "dynamic_axes": dynamic_axes, "optimized": optimize,
+            "outputs": [OUTPUT], "dynamic_axes": dynamic_axes, **facts,
             "max_abs_diff": difference, "atol": atol,
             "check_shapes": [list(b["input_ids"].shape) for b in batches],
             "onnx_bytes": sum(path.stat().st_size for path in tmp.iterdir() if path.name.startswith(MODEL_FILE)),

@@ -126,12 +126,17 @@ def onnx_model_class(architecture: str) -> type[OnnxRuntimeModel]:
 
 
 def find_export(source: Path) -> Path:
-    """The export folder: ``source`` itself, or a run directory's ``export/onnx/``."""
-    for folder in (source, source / RUN_FOLDER):
-        if (folder / ONNX_JSON).is_file():
-            return folder
-    raise HoneError(f"{source}: no ONNX export here (expected {source / RUN_FOLDER / ONNX_JSON} in a run directory, "
-                    f"or {ONNX_JSON} in an export folder); export the model first")
+    """The export folder: ``source`` itself, or the last ONNX export of a run directory (``export/<name>/``)."""
+    from hone_plugins.exporters.folders import last_export
+
+    if (source / ONNX_JSON).is_file():
+        return source
+    folder = last_export(source, lambda path: (path / ONNX_JSON).is_file(), f"an ONNX export (with {ONNX_JSON})")
+    if folder is None:
+        raise HoneError(f"{source}: no ONNX export here (expected {source / RUN_FOLDER / ONNX_JSON} or another "
+                        f"export/<name>/ in a run directory, or {ONNX_JSON} in an export folder); add an export stage "
+                        "(type: export) to the spec")
+    return folder
 
 
 def load_export(source: Path) -> tuple[OnnxRuntimeModel, Any, dict[str, Any]]:

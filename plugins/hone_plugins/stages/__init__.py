@@ -1,4 +1,4 @@
-"""hone's built-in stage kinds: train, evaluate, compress and distill.
+"""hone's built-in stage kinds: train, evaluate, compress, distill and export.
 
 This module holds only the registrations (``hone plugins`` imports it); each runner, which imports torch,
 is in its own module and imported when a run needs it (the factories carry a suffix: importing a submodule
@@ -11,7 +11,7 @@ from typing import Any
 
 from hone.hookspecs import hookimpl
 from hone.registry import NoParams, Register
-from hone_plugins.stages.specs import CompressStage, DistillStage, EvaluateStage, TrainStage
+from hone_plugins.stages.specs import CompressStage, DistillStage, EvaluateStage, ExportStage, TrainStage
 
 
 def train_runner(spec: TrainStage) -> Any:
@@ -42,12 +42,20 @@ def distill_runner(spec: DistillStage) -> Any:
     return Distill(spec)
 
 
+def export_runner(spec: ExportStage) -> Any:
+    """Write the model in a serving format (ONNX...) to export/<name>/ in the run directory, checked on the run's data."""
+    from hone_plugins.stages.export import Export
+
+    return Export(spec)
+
+
 @hookimpl
 def register_stages(register: Register) -> None:
     register("train", train_runner, TrainStage, model="changes")
     register("evaluate", evaluate_runner, EvaluateStage)
     register("compress", compress_runner, CompressStage, model="changes")
     register("distill", distill_runner, DistillStage, model="replaces")
+    register("export", export_runner, ExportStage)
 
 
 def compression_report(params: NoParams) -> Any:

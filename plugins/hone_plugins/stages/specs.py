@@ -1,15 +1,23 @@
-"""The spec models of hone's built-in stage kinds: train, evaluate, compress, distill (pydantic only, no torch)."""
+"""The spec models of hone's built-in stage kinds: train, evaluate, compress, distill, export (pydantic only, no torch)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from hone.registry import Registries
-from hone.spec.models import CompressorRef, DistillerRef, MetricRef, OptimizerRef, SchedulerRef, StageSpec, Strict
+from hone.spec.models import (ComponentRef, CompressorRef, DistillerRef, MetricRef, OptimizerRef, SchedulerRef, StageSpec,
+                              Strict, ref)
 from hone.spec.results import MAXIMIZE, MINIMIZE, Catalog, ResultError, Results, direction
+
+if TYPE_CHECKING:
+    from hone.spec.models import RunSpec
+
+ExporterRef = ref("exporter")
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 class EarlyStopping(Strict):
@@ -216,3 +224,62 @@ class DistillStage(TrainStage):
             resolved = [local(t) for t in teacher]
             update["teacher"] = resolved if isinstance(self.teacher, list) else resolved[0]
         return self.model_copy(update=update)
+
+
+def component_refs(value: Any, kind: str) -> Iterator[ComponentRef]:
+    """Every component of ``kind`` a stage's spec names, at any depth (a compress stage's compressor, a train stage's pruning)."""
+    if isinstance(value, ComponentRef):
+        if value.kind == kind:
+            yield value
+    elif isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            yield from component_refs(getattr(value, field), kind)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from component_refs(item, kind)
+
+
+class ExportStage(StageSpec):
+    """Write the run's model in a serving format (ONNX...) to export/<name>/, checked against the model on the run's data."""
+
+    exporter: ExporterRef = Field(  # type: ignore[valid-type]
+        "onnx", validate_default=True, description="The exporter and its params, e.g. {name: onnx, opset: 20, atol: 1e-4}.")
+    check_split: Literal["train", "validation", "test"] | None = Field(
+        None, description="The split whose examples trace and check the export; default: validation, else test, else "
+        "train (the exporter's own sample sentences when the run has none).")
+    check_batches: int = Field(2, ge=1, le=64, description="Check batches; the last is smaller, and they are sorted by "
+                               "length, so that free batch and sequence axes are checked at several shapes.")
+    batch_size: int = Field(8, ge=2, description="Examples per check batch (the first one is traced).")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str | None) -> str | None:
+        if name is not None and not FOLDER_NAME.fullmatch(name):
+            raise ValueError(f"an export stage's name is its folder in the run directory (export/<name>/): letters, "
+                             f"digits, '_', '-' and '.', starting with a letter or digit; got {name!r}")
+        return name
+
+    def folder(self) -> str:
+        """The folder under the run directory's ``export/``: the stage's name, or the exporter's for an unnamed stage."""
+        return self.name or self.exporter.name
+
+    def check_in_run(self, spec: RunSpec, index: int, registries: Registries) -> None:
+        names = spec.stage_names()
+        for other in range(index):
+            stage = spec.stages[other]
+            if isinstance(stage, ExportStage) and stage.folder() == self.folder():
+                raise ValueError(f"stage '{names[other]}' writes export/{self.folder()}/ too; give each export stage "
+                                 "its own `name` (its folder), so that neither overwrites the other")
+        if self.check_split is not None and spec.data.path is None and getattr(spec.data, self.check_split) is None:
+            raise ValueError(f"check_split '{self.check_split}': the spec's data has no {self.check_split} split")
+        exporter = registries.get("exporter", self.exporter.name)
+        refuses = exporter.info.get("refuses") or {}
+        for other in range(index - 1, -1, -1):
+            stage = spec.stages[other]
+            for compressor in component_refs(stage, "compressor"):
+                canonical = registries.get("compressor", compressor.name).name
+                if canonical in refuses:
+                    raise ValueError(f"the {exporter.name} exporter cannot export a model compressed by '{canonical}' "
+                                     f"(stage '{names[other]}'): {refuses[canonical]}")
+            if registries.get("stage", stage.type).info.get("model") == "replaces":
+                break  # e.g. a distill stage's student: the compressions before it are not in the model
