@@ -78,7 +78,7 @@ def train(task: Any, model: Any, batch: dict[str, Any], steps: int = 60, lr: flo
         loss.backward()
         optimizer.step()
     model.eval()
-    return float(loss)
+    return loss.item()
 
 
 def inputs(batch: dict[str, Any]) -> dict[str, Any]:
