@@ -25,7 +25,7 @@ BUILTIN_PLUGINS = {
     "readers": {"reader": ["conll", "tsv", "csv", "jsonl"]},
     "schedulers": {"scheduler": ["constant", "linear", "cosine", "step", "exponential", "reduce-on-plateau"]},
     "searchers": {"searcher": ["grid", "random", "tpe", "nsga2"]},
-    "tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
+    "tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
     "trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 

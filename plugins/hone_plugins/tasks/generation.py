@@ -40,7 +40,8 @@ class GenerationParams(BaseModel):
     def _sampling(self) -> GenerationParams:
         given = [name for name in SAMPLING_ONLY if getattr(self, name) is not None]
         if given and not self.do_sample:
-            raise ValueError(f"{', '.join(given)} only apply when sampling: set do_sample: true or remove them")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ValueError(f"{', '.join(given)} {verb} only when sampling: set do_sample: true or remove them")
         return self
 
     def merged(self, options: Mapping[str, Any]) -> GenerationParams:
@@ -59,6 +60,14 @@ class PostprocessParams(BaseModel):
                               "match if it has none) is the answer; a text it does not match is kept as it is.")
     label_map: dict[str, str] = Field(default_factory=dict, description="Answer -> label, applied last (e.g. "
                                       "{yes: positive}); answers not listed stay as they are.")
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _strings(cls, mapping: Any) -> Any:
+        if isinstance(mapping, Mapping) and any(isinstance(v, bool) for pair in mapping.items() for v in pair):
+            raise ValueError("label_map answers and labels must be strings: quote them (YAML reads yes, no, on, "
+                             "off, true and false as booleans)")
+        return mapping
 
     @field_validator("regex")
     @classmethod

@@ -51,8 +51,10 @@ class Spy:
 
 
 def test_params_are_checked() -> None:
-    with pytest.raises(ValidationError, match="temperature, top_k only apply when sampling"):
+    with pytest.raises(ValidationError, match="temperature, top_k apply only when sampling"):
         GenerationParams(temperature=0.7, top_k=5)
+    with pytest.raises(ValidationError, match="quote them"):
+        PostprocessParams(label_map={True: "positive"})
     with pytest.raises(ValidationError, match="stop strings must not be empty"):
         GenerationParams(stop=[""])
     with pytest.raises(ValidationError, match="invalid regex"):
