@@ -46,8 +46,17 @@ def checked(example: Mapping[str, Any], key: str) -> Messages:
     return [dict(m) for m in example[key]]
 
 
+class TemplateFailure(ValueError):
+    """The chat template raised on a conversation (e.g. roles that do not alternate)."""
+
+
 def render(tokenizer: Any, template: str, messages: Messages, **options: Any) -> str:
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, **options)
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, **options)
+    except TemplateError as error:
+        raise TemplateFailure(f"the chat template fails on this conversation: {error}") from None
 
 
 def spans(tokenizer: Any, template: str, messages: Messages, trained: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
@@ -94,6 +103,7 @@ def encode(
         ids = list(tokenizer(render(tokenizer, template, messages), add_special_tokens=False)["input_ids"])
         return ids, [1] * len(ids)
     if assistant_only and GENERATION_BLOCK.search(template):
+        render(tokenizer, template, messages)  # a template error as a TemplateFailure
         out = tokenizer.apply_chat_template(
             messages, chat_template=template, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
         )

@@ -21,9 +21,12 @@ class GenerationParams(BaseModel):
     max_new_tokens: int = Field(64, gt=0, description="Most tokens generated per example (the prompt not counted).")
     num_beams: int = Field(1, ge=1, description="Beam search width; 1 is greedy decoding (or plain sampling).")
     do_sample: bool = Field(False, description="Sample instead of choosing the most probable tokens (greedy/beams).")
-    temperature: float | None = Field(None, gt=0, description="Sampling temperature (do_sample only); unset: 1.0.")
-    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass (do_sample only); unset: 1.0.")
-    top_k: int | None = Field(None, ge=0, description="Sample among the k most probable tokens (do_sample only); 0: all.")
+    temperature: float | None = Field(None, gt=0, description="Sampling temperature (do_sample only); unset: the "
+                                      "model's generation config (1.0 if it has none).")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass (do_sample only); unset: the "
+                                "model's generation config (1.0 if it has none).")
+    top_k: int | None = Field(None, ge=0, description="Sample among the k most probable tokens (do_sample only; 0: "
+                              "all); unset: the model's generation config (50 if it has none).")
     seed: int = Field(0, ge=0, description="Sampling seed: every generate call restarts from it in a forked RNG, so "
                       "an evaluation is reproducible and the training RNG is left untouched.")
     stop: list[str] = Field(default_factory=list, description="Stop strings: generation ends at the first one, "
@@ -115,13 +118,13 @@ def generation_config(model: Any, tokenizer: Any, settings: GenerationParams) ->
     import copy
 
     config = copy.deepcopy(model.generation_config)
-    sampling = {name: getattr(settings, name) for name in SAMPLING_ONLY}
-    defaults = {"temperature": 1.0, "top_p": 1.0, "top_k": 50}
+    if settings.do_sample:  # unset: the checkpoint's own sampling settings (transformers': 1.0, 1.0, 50)
+        sampling = {name: getattr(settings, name) for name in SAMPLING_ONLY if getattr(settings, name) is not None}
+    else:  # greedy and beam search ignore them; a checkpoint's sampling defaults would only raise warnings
+        sampling = dict.fromkeys(SAMPLING_ONLY)
     config.update(
         max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams, do_sample=settings.do_sample,
-        num_return_sequences=1, stop_strings=list(settings.stop) or None,
-        # greedy/beam search ignores these; a checkpoint's sampling defaults would only raise warnings
-        **{k: (v if v is not None else defaults[k]) if settings.do_sample else None for k, v in sampling.items()},
+        num_return_sequences=1, stop_strings=list(settings.stop) or None, **sampling,
     )
     eos = eos_ids(model, tokenizer)
     config.eos_token_id = eos[0] if len(eos) == 1 else (eos or None)

@@ -81,7 +81,13 @@ class LMEncoder:
         if formats[0] == "messages" or not isinstance(examples[0]["prompt"], str):
             template = chat.template_of(tokenizer, self.chat_template)
         encode = self.messages if formats[0] == "messages" else self.prompt_completion
-        return [encode(example, tokenizer, template) for example in examples]
+        features = []
+        for example in examples:
+            try:
+                features.append(encode(example, tokenizer, template))
+            except chat.TemplateFailure as error:
+                raise common.data_error(example, str(error)) from None
+        return features
 
     def texts(self, examples: Sequence[Mapping[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
         rows = tokenizer([str(e["text"]) for e in examples], return_token_type_ids=False, verbose=False)["input_ids"]

@@ -20,6 +20,11 @@ CHAT = [
 ]
 
 
+ALTERNATING = "{% for m in messages %}{% if loop.index0 > 0 and m['role'] == messages[loop.index0 - 1]['role'] %}" \
+    "{{ raise_exception('roles must alternate') }}{% endif %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}" \
+    "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+
+
 def build(**params: Any) -> Any:
     return load_plugins(warn=False).registries.get("task", "causal-lm").build(params)
 
@@ -133,10 +138,13 @@ def test_a_template_that_rewrites_earlier_turns_is_refused(tiny_llama: Path) -> 
         ([{"prompt": " ".join(["paris"] * 40), "completion": "x"}], None),
         ([{"messages": [{"role": "user", "content": " ".join(["paris"] * 40)}, {"role": "assistant", "content": "x"}]}],
          "no completion/assistant token is left within max_length 16"),
+        ([{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
+                        {"role": "assistant", "content": "c"}]}],
+         "the chat template fails on this conversation: roles must alternate"),
     ],
 )
 def test_bad_records_are_located(tiny_llama: Path, records: list[dict[str, Any]], words: str | None) -> None:
-    task = build(max_length=16)
+    task = build(max_length=16, chat_template=ALTERNATING)
     _, tokenizer = task.load(str(tiny_llama), [])
     located = [{**record, "_source": "train.jsonl", "_line": line} for line, record in enumerate(records, 1)]
     if words is None:  # a long prompt is cut, not refused
