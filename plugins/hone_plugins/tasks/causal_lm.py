@@ -47,7 +47,8 @@ class CausalLM:
         self.max_length, self.packing, self.chat_template = max_length, packing, chat_template
         self.generation = generation or GenerationParams()
         self.postprocess = postprocess or PostprocessParams()
-        self.encoder = lm_data.LMEncoder(max_length, stride or max(1, max_length // 2), completion_only_loss, chat_template)
+        stride = stride or max(1, max_length // 2)
+        self.encoder = lm_data.LMEncoder(max_length, stride, completion_only_loss, chat_template)
         self._tokenizer: Any = None  # the last one seen: generate() decodes with it
 
     def labels_from(self, examples: Sequence[Mapping[str, Any]]) -> list[str]:

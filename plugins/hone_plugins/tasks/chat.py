@@ -59,7 +59,9 @@ def render(tokenizer: Any, template: str, messages: Messages, **options: Any) ->
         raise TemplateFailure(f"the chat template fails on this conversation: {error}") from None
 
 
-def spans(tokenizer: Any, template: str, messages: Messages, trained: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
+def spans(
+    tokenizer: Any, template: str, messages: Messages, trained: Sequence[int]
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character span of each trained message.
 
     A message's span runs from the end of the conversation before it (with the generation prompt, for an
@@ -68,7 +70,8 @@ def spans(tokenizer: Any, template: str, messages: Messages, trained: Sequence[i
     full = render(tokenizer, template, messages)
     found = []
     for i in trained:
-        before = render(tokenizer, template, messages[:i], add_generation_prompt=messages[i]["role"] == "assistant") if i else ""
+        opening = messages[i]["role"] == "assistant"  # the generation prompt belongs to the turn before
+        before = render(tokenizer, template, messages[:i], add_generation_prompt=opening) if i else ""
         through = render(tokenizer, template, messages[: i + 1])
         if not (full.startswith(before) and full.startswith(through) and len(before) <= len(through)):
             raise ValueError(
@@ -87,7 +90,8 @@ def token_mask(tokenizer: Any, text: str, char_spans: Sequence[tuple[int, int]])
     try:
         encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     except NotImplementedError:
-        raise ValueError(f"chat records need a fast tokenizer (with offsets); {type(tokenizer).__name__} is not one") from None
+        name = type(tokenizer).__name__
+        raise ValueError(f"chat records need a fast tokenizer (with offsets); {name} is not one") from None
     mask = [int(any(end > s and start < e for s, e in char_spans)) for start, end in encoding["offset_mapping"]]
     return list(encoding["input_ids"]), mask
 

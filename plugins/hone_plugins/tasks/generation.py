@@ -151,7 +151,9 @@ def generating(model: Any, settings: GenerationParams) -> Iterator[None]:
             yield
 
 
-def generate_texts(model: Any, tokenizer: Any, settings: GenerationParams, inputs: Mapping[str, Any], start: int) -> list[str]:
+def generate_texts(
+    model: Any, tokenizer: Any, settings: GenerationParams, inputs: Mapping[str, Any], start: int
+) -> list[str]:
     """Generated texts (tokens after position ``start``), special tokens dropped and cut at the stop strings."""
     config = generation_config(model, tokenizer, settings)
     with generating(model, settings):

@@ -70,7 +70,8 @@ class LMEncoder:
         formats = [record_format(e) for e in examples]
         for example, kind in zip(examples, formats):
             if kind != formats[0]:
-                raise common.data_error(example, f"a '{kind}' record among '{formats[0]}' records: use one format per file")
+                message = f"a '{kind}' record among '{formats[0]}' records: use one format per file"
+                raise common.data_error(example, message)
         if not examples:
             return []
         if formats[0] != "text" and tokenizer.eos_token_id is None:
@@ -130,7 +131,10 @@ class LMEncoder:
             raise common.data_error(example, "a messages record needs at least one assistant message to learn")
         ids, mask = chat.encode(tokenizer, template, messages, assistant if self.completion_only_loss else None, True)
         last = assistant[-1]
-        prompt = chat.prompt_ids(tokenizer, template, messages[:last]) if last else plain_prompt_ids(tokenizer, [""], 1)[0]
+        if last:
+            prompt = chat.prompt_ids(tokenizer, template, messages[:last])
+        else:  # the assistant speaks first: generation starts from nothing
+            prompt = plain_prompt_ids(tokenizer, [""], 1)[0]
         return self.finish(example, tokenizer, ids, mask, prompt, messages[last]["content"])
 
     def finish(self, example: Mapping[str, Any], tokenizer: Any, ids: list[int], mask: list[int],

@@ -110,7 +110,10 @@ class Seq2Seq:
     ) -> tuple[list[Any], list[Any], list[Any]]:
         return [], [], []
 
-    def complete(self, model: Any, tokenizer: Any, inputs: Mapping[str, torch.Tensor], settings: GenerationParams) -> list[str]:
+    def complete(
+        self, model: Any, tokenizer: Any, inputs: Mapping[str, torch.Tensor], settings: GenerationParams
+    ) -> list[str]:
+        """The generated target of each source in ``inputs`` (encoder ids and mask), cut at the stop strings."""
         device = common.device_of(model)
         encoder = {k: inputs[k].to(device) for k in ("input_ids", "attention_mask")}
         return generate_texts(model, tokenizer, settings, encoder, 0)

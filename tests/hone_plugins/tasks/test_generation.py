@@ -83,7 +83,8 @@ def test_greedy_generation_stops_at_eos_and_at_stop_strings(tiny_llama: Path, tr
     model, tokenizer = trained
     task = build()
     records = [{"prompt": r["prompt"]} for r in QA]
-    assert [r["generated"] for r in task.predict(model, tokenizer, records, [], {})] == [" it is blue. yes", " answer: paris"]
+    greedy = task.predict(model, tokenizer, records, [], {})
+    assert [r["generated"] for r in greedy] == [" it is blue. yes", " answer: paris"]
     results = build(generation={"stop": ["."], "max_new_tokens": 20}).predict(model, tokenizer, records, [], {})
     assert [r["generated"] for r in results] == [" it is blue", " answer: paris"]
     assert [r["prediction"] for r in results] == ["it is blue", "answer: paris"]  # stripped
