@@ -31,7 +31,7 @@ BUILTIN_PLUGINS = {
     "hone.report": {"command": ["report", "compare"]},
     "hone.commands": {"command": ["run", "predict"]},
     "hone.runtimes": {"runtime": ["onnxruntime"]},
-    "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
+    "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 
