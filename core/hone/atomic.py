@@ -13,6 +13,15 @@ from typing import Any, Iterator
 from hone.errors import HoneError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
 class WriteError(HoneError):
     """A file could not be written (disk full, permissions, ...); the previous version is intact."""
 
@@ -30,6 +39,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp_path = Path(tmp)
+        os.chmod(tmp_path, 0o666 & ~UMASK)  # mkstemp's 0600 would make every run file private to its writer
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())

@@ -15,6 +15,7 @@ from hone.run.checkpoint import rng_state, set_rng_state
 from hone.run.devices import autocast, model_inputs, to_device
 from hone.errors import HoneError, Interrupted
 from hone.run.evaluation import evaluate, scalars
+from hone.run.predictions import predictions_name
 from hone.run.context import RunContext
 from hone.run.results import plain, scalars_tree
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
@@ -145,6 +146,7 @@ def train_stage(ctx: RunContext, index: int, stage: TrainStage, resume: dict[str
     # fp16 gradients underflow without loss scaling; for bf16/fp32 the scaler is a no-op
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16")
     has_eval = stage.eval_split in ctx.features and ctx.features[stage.eval_split]
+    save_predictions = hasattr(task, "generate") if stage.save_predictions is None else stage.save_predictions
     if stage.early_stopping is not None and not has_eval:
         raise TrainingError(f"stage '{name}': early_stopping needs a '{stage.eval_split}' split")
     if stage.on_nonfinite == "skip" and world > 1:
@@ -253,7 +255,8 @@ def train_stage(ctx: RunContext, index: int, stage: TrainStage, resume: dict[str
         epoch += 1
         if has_eval:
             batch_size = stage.eval_batch_size or stage.batch_size * 2
-            last_metrics = evaluate(ctx, stage.eval_split, metrics, batch_size)
+            saved = predictions_name(index, name, stage.eval_split, epoch) if save_predictions else None
+            last_metrics = evaluate(ctx, stage.eval_split, metrics, batch_size, saved)
             ctx.events.emit("evaluation_done", stage=name, epoch=epoch, step=step, split=stage.eval_split, metrics=scalars(last_metrics))
             improved, stop = stopper.update(scalars(last_metrics))
             if improved and stage.early_stopping and stage.early_stopping.restore_best and ctx.run_dir is not None and rank == 0:

@@ -33,6 +33,7 @@ class CausalLM:
     """Next-token prediction with a causal LM head; ``text``, ``prompt``/``completion`` or ``messages`` records."""
 
     default_metrics: tuple[str, ...] = ("perplexity",)
+    label_shift = 1  # the logits at position t predict the token at t + 1
 
     def __init__(
         self,
@@ -115,17 +116,21 @@ class CausalLM:
 
     def generate(
         self, model: Any, batch: Mapping[str, Any], labels: list[str], tokenizer: Any = None
-    ) -> tuple[list[Any], list[Any]]:
-        """(predictions, references) of an evaluation batch of instruction records, post-processed alike;
-        ``([], [])`` for ``text`` records (perplexity only)."""
+    ) -> tuple[list[Any], list[Any], list[dict[str, Any]]]:
+        """(predictions, references, details) of an evaluation batch of instruction records: both sides
+        post-processed alike, each detail the prompt and the raw generated text; ``([], [], [])`` for ``text``
+        records (perplexity only)."""
         if "_reference" not in batch:
-            return [], []
+            return [], [], []
         tokenizer = tokenizer or self._tokenizer
         if tokenizer is None:
             raise RuntimeError("CausalLM.generate needs the tokenizer: load, encode or collate with it first")
-        texts = self.complete(model, tokenizer, batch["_prompt_ids"], self.generation)
+        prompts = batch["_prompt_ids"]
+        texts = self.complete(model, tokenizer, prompts, self.generation)
+        inputs = tokenizer.batch_decode(prompts, skip_special_tokens=True)
         return ([postprocess(t, self.postprocess) for t in texts],
-                [postprocess(r, self.postprocess) for r in batch["_reference"]])
+                [postprocess(r, self.postprocess) for r in batch["_reference"]],
+                [{"input": i, "generated": t} for i, t in zip(inputs, texts)])
 
     def prompt_of(self, record: Mapping[str, Any], index: int, tokenizer: Any) -> list[int]:
         """Token ids a ``prompt`` (text or messages), ``messages`` or ``text`` record generates from."""

@@ -120,14 +120,17 @@ class Seq2Seq:
 
     def generate(
         self, model: Any, batch: Mapping[str, Any], labels: list[str], tokenizer: Any = None
-    ) -> tuple[list[Any], list[Any]]:
-        """(predictions, references) of an evaluation batch, post-processed alike."""
+    ) -> tuple[list[Any], list[Any], list[dict[str, Any]]]:
+        """(predictions, references, details) of an evaluation batch: both sides post-processed alike, each
+        detail the source and the raw generated text."""
         tokenizer = tokenizer or self._tokenizer
         if tokenizer is None:
             raise RuntimeError("Seq2Seq.generate needs the tokenizer: load, encode or collate with it first")
         texts = self.complete(model, tokenizer, batch, self.generation)
+        inputs = tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
         return ([postprocess(t, self.postprocess) for t in texts],
-                [postprocess(r, self.postprocess) for r in batch["_reference"]])
+                [postprocess(r, self.postprocess) for r in batch["_reference"]],
+                [{"input": i, "generated": t} for i, t in zip(inputs, texts)])
 
     def predict(
         self,

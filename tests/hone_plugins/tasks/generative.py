@@ -65,6 +65,21 @@ def save_decoder(directory: Path, kind: str, chat_template: str | None = CHATML)
     return directory
 
 
+def save_t5(directory: Path) -> Path:
+    """A 2-layer, 32-wide T5 with ByT5's byte tokenizer (no vocabulary file), saved to ``directory``."""
+    import torch
+    from transformers import ByT5Tokenizer, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    tokenizer = ByT5Tokenizer()
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_ff=64, d_kv=16, num_layers=2, num_heads=2,
+                      decoder_start_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id)
+    T5ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 def train(task: Any, model: Any, batch: dict[str, Any], steps: int = 60, lr: float = 1e-2) -> float:
     """Overfit ``model`` on one batch with the task's loss; the last loss."""
     import torch

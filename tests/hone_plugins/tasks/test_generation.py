@@ -139,12 +139,14 @@ def test_generate_gives_postprocessed_predictions_and_references(tiny_llama: Pat
     model, tokenizer = trained
     task = build(postprocess={"regex": r"answer:\s*(\w+)", "label_map": {"paris": "PARIS"}})
     batch = task.collate(task.encode(QA, tokenizer, []), tokenizer)
-    predictions, references = task.generate(model, batch, [])
+    predictions, references, details = task.generate(model, batch, [])
     assert predictions == references == ["it is blue. yes", "PARIS"]
+    assert [d["generated"] for d in details] == [" it is blue. yes", " answer: paris"]  # before post-processing
+    assert [d["input"] for d in details] == [q["prompt"] for q in QA]
     accuracy = load_plugins(warn=False).build("metric", "accuracy")
     assert accuracy.compute(EvalOutput(predictions=predictions, references=references))["accuracy"] == 1.0
     text = task.collate(task.encode([{"text": "the sky is blue"}], tokenizer, []), tokenizer)
-    assert task.generate(model, text, []) == ([], [])  # text records: perplexity only
+    assert task.generate(model, text, []) == ([], [], [])  # text records: perplexity only
 
 
 def test_predict_takes_prompt_messages_and_text_records(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:

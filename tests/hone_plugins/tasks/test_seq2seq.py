@@ -56,7 +56,9 @@ def test_generate_predict_save_and_reload(tiny_t5: Path, tmp_path: Path) -> None
     model, tokenizer = task.load(str(tiny_t5), [])
     batch = task.collate(task.encode(PAIRS, tokenizer, []), tokenizer)
     train(task, model, batch, steps=100, lr=1e-2)
-    assert task.generate(model, batch, []) == (["PARIS", "london"], ["PARIS", "london"])
+    predictions, references, details = task.generate(model, batch, [])
+    assert predictions == references == ["PARIS", "london"]
+    assert details == [{"input": p["source"], "generated": p["target"]} for p in PAIRS]
     results = task.predict(model, tokenizer, [{"source": p["source"]} for p in PAIRS], [], {})
     assert results == [{"generated": "paris", "prediction": "PARIS"}, {"generated": "london", "prediction": "london"}]
     assert task.predict(model, tokenizer, [{"text": "mary was in"}], [], {"max_new_tokens": 3})[0]["generated"] == "lon"
