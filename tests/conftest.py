@@ -72,6 +72,30 @@ def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama whose byte-level BPE tokenizer has an EOS and a ChatML chat template."""
+    from tests.hone_plugins.tasks.generative import save_decoder
+
+    return save_decoder(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_bpe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 with the byte-level BPE tokenizer and no chat template."""
+    from tests.hone_plugins.tasks.generative import save_decoder
+
+    return save_decoder(tmp_path_factory.mktemp("tiny-gpt2-bpe"), "gpt2", chat_template=None)
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide T5 with ByT5's byte tokenizer (no vocabulary file)."""
+    from tests.hone_plugins.tasks.generative import save_t5
+
+    return save_t5(tmp_path_factory.mktemp("tiny-t5"))
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared CoNLL-2003 / SST-2 folder (``$HONE_DATA_DIR``); skips when it is absent."""
     if not (SHARED_DATA / "conll2003" / "train.txt").exists():

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 Example = dict[str, Any]
 """One data record. Token tasks: ``tokens: list[str]``, ``tags: list[str]``.
 Sequence tasks: ``text``, optional ``text_pair``, ``label`` (str, or float for regression).
-Causal LM: ``text``."""
+Causal LM: ``text``, ``prompt`` + ``completion`` or ``messages``. Seq2seq: ``source``, ``target``."""
 
 
 @dataclass
@@ -25,6 +25,7 @@ class EvalOutput:
     label_names: list[str] = field(default_factory=list)
     loss: float | None = None
     scores: list[Any] | None = None  # per-example probabilities, where the task has them
+    details: list[dict[str, Any]] | None = None  # per-example extras for the predictions file (e.g. raw generated text)
 
 
 class Metric(Protocol):
@@ -62,6 +63,18 @@ class Task(Protocol):
     ``load`` gets the training data's labels; a task may keep a fine-tuned head's own labels instead
     (hone's tasks do where the head names every label of the data) and then defines the optional
     ``model_labels(model) -> list[str]``, which hone calls after ``load`` to learn the labels in id order.
+
+    A generative task also defines the optional ``generate(model, batch, labels) -> (predictions, references)``
+    or ``(predictions, references, details)``: evaluation calls it on each collated batch instead of ``decode``
+    (after the forward pass that gives the loss), with the model outside any DDP wrapper. It returns one entry
+    per example in batch order (``details``: one JSON-able dict each, written to the predictions file beside
+    prediction and reference, e.g. the raw generated text), or empty lists where the batch has nothing to
+    generate (loss and perplexity only).
+
+    ``label_shift`` (optional, 0 when absent) says which label the logits at position ``t`` are scored against:
+    ``t + label_shift``. Causal LMs have 1 (labels are the input ids; the loss shifts them), so the first
+    ``label_shift`` labels of a row are never scored: evaluation leaves them out of its token counts and
+    distillers align logits and labels with it.
     """
 
     default_metrics: Sequence[str]
@@ -145,7 +158,10 @@ class Distiller(Protocol):
         ...
 
     def loss(self, student_outputs: Any, teacher_outputs: Sequence[Any], batch: Mapping[str, Any], task_loss: Any) -> Any:
-        """The training loss (a scalar tensor) from the student's outputs, each teacher's and the task loss."""
+        """The training loss (a scalar tensor) from the student's outputs, each teacher's and the task loss.
+
+        ``batch`` is the collated batch; where the task has a ``label_shift`` (causal LMs: 1), the stage adds it
+        as ``batch["_label_shift"]``: the logits at position ``t`` are scored against ``labels[t + shift]``."""
         ...
 
 

@@ -132,13 +132,31 @@ class ConllReader:
 
 class TableParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text_column: str = Field("sentence", description="Header name of the text column.")
+    text_column: str | None = Field(
+        "sentence", description="Header name of the text column (not required by default when a prompt or "
+        "source column is set)."
+    )
     text_pair_column: str | None = Field(None, description="Header name of the second text (sentence pairs).")
     label_column: str | None = Field("label", description="Header name of the label column; unset for unlabelled data.")
     label_type: Literal["class", "float"] = Field(
         "class", description="'class' keeps labels as strings; 'float' for regression."
     )
     quoted: bool | None = Field(None, description="Honour double-quoted fields (default: yes for csv, no for tsv).")
+    prompt_column: str | None = Field(None, description="Header name of the prompt (causal-lm instruction data).")
+    completion_column: str | None = Field(None, description="Header name of the completion of the prompt.")
+    source_column: str | None = Field(None, description="Header name of the source text (seq2seq).")
+    target_column: str | None = Field(None, description="Header name of the target text (seq2seq).")
+
+    def columns(self) -> dict[str, str]:
+        """Example key -> header name of every column to read; text and label columns by default only when no
+        prompt/completion/source/target column is set."""
+        generative = {"prompt": self.prompt_column, "completion": self.completion_column,
+                      "source": self.source_column, "target": self.target_column}
+        implicit = not any(generative.values())
+        classic = {key: getattr(self, f"{key}_column") for key in ("text", "label")
+                   if implicit or f"{key}_column" in self.model_fields_set}
+        wanted = {**classic, "text_pair": self.text_pair_column, **generative}
+        return {key: column for key, column in wanted.items() if column is not None}
 
 
 class TableReader:
@@ -148,7 +166,8 @@ class TableReader:
         self.params, self.delimiter = params, delimiter
 
     def read(self, path: Path) -> list[Example]:
-        """Rows of ``path`` as ``{"text", "text_pair"?, "label"?}`` (label a str, or a float for regression)."""
+        """Rows of ``path`` as ``{"text", "text_pair"?, "label"?}`` (label a str, or a float for regression), or
+        prompt/completion/source/target, each with its location (``_source``, ``_line``)."""
         p = self.params
         quoted = p.quoted if p.quoted is not None else self.delimiter != "\t"
         rows = csv.reader(
@@ -158,7 +177,7 @@ class TableReader:
             strict=True,
         )
         header: list[str] | None = None
-        wanted = {"text": p.text_column, "text_pair": p.text_pair_column, "label": p.label_column}
+        wanted = p.columns()
         indices: dict[str, int] = {}
         examples: list[Example] = []
         start = 1
@@ -170,8 +189,6 @@ class TableReader:
                 if header is None:
                     header = [name.strip() for name in row]
                     for key, column in wanted.items():
-                        if column is None:
-                            continue
                         if column not in header:
                             available = ", ".join(header)
                             message = f"no column {column!r} in the header; available columns: {available}"
@@ -185,7 +202,7 @@ class TableReader:
                     example["label"] = parse_float(example["label"], path, line)
                 elif example.get("label") == "":
                     raise DataError(path, line, f"empty label in column {p.label_column!r}")
-                examples.append(example)
+                examples.append({**example, **located(path, line)})
         except csv.Error as error:
             raise DataError(path, rows.line_num, f"malformed {'CSV' if quoted else 'TSV'}: {error}") from None
         if header is None:
@@ -216,6 +233,25 @@ class JsonlParams(BaseModel):
     label_type: Literal["class", "float"] = Field(
         "class", description="'class' turns labels into strings; 'float' for regression."
     )
+    prompt_field: str | None = Field("prompt", description="Field holding the prompt: a string, or a list of "
+                                     "{role, content} messages (causal-lm).")
+    completion_field: str | None = Field("completion", description="Field holding the prompt's completion: a "
+                                         "string, or a list of messages.")
+    messages_field: str | None = Field("messages", description="Field holding a conversation: a list of "
+                                       "{role, content} messages (causal-lm).")
+    source_field: str | None = Field("source", description="Field holding the source text (seq2seq).")
+    target_field: str | None = Field("target", description="Field holding the target text (seq2seq).")
+
+
+# the generative fields, read by default only where their value has this type (else the field is metadata)
+GENERATIVE_TYPES: dict[str, tuple[type, ...]] = {
+    "prompt": (str, list), "completion": (str, list), "messages": (list,), "source": (str,), "target": (str,),
+}
+
+
+def located(path: Path, line: int) -> dict[str, Any]:
+    """The keys that let a task report a bad example as ``file:line`` (``hone_plugins.tasks.common.data_error``)."""
+    return {"_source": str(path), "_line": line}
 
 
 class JsonlReader:
@@ -224,13 +260,15 @@ class JsonlReader:
     def __init__(self, params: JsonlParams) -> None:
         self.params = params
         fields = {"text": params.text_field, "text_pair": params.text_pair_field, "label": params.label_field,
-                  "tokens": params.tokens_field, "tags": params.tags_field}
+                  "tokens": params.tokens_field, "tags": params.tags_field,
+                  **{key: getattr(params, f"{key}_field") for key in GENERATIVE_TYPES}}
         self.fields = {key: name for key, name in fields.items() if name is not None}
         # Fields set explicitly must be on every line; defaults only apply where present.
         self.required = {key for key in self.fields if f"{key}_field" in params.model_fields_set}
 
     def read(self, path: Path) -> list[Example]:
-        """Records of ``path`` with keys among text, text_pair, label, tokens and tags."""
+        """Records of ``path`` with keys among text, text_pair, label, tokens, tags, prompt, completion, messages,
+        source and target, and their location (``_source``, ``_line``)."""
         examples: list[Example] = []
         keys: set[str] | None = None
         first = 0
@@ -250,7 +288,8 @@ class JsonlReader:
             for key in self.required:
                 if self.fields[key] not in record:
                     raise DataError(path, number, f"missing field {self.fields[key]!r}")
-            example = {key: record[name] for key, name in self.fields.items() if name in record}
+            example = {key: record[name] for key, name in self.fields.items()
+                       if name in record and self._mapped(key, record[name])}
             if keys is None:
                 if not example:
                     wanted = ", ".join(repr(name) for name in self.fields.values())
@@ -266,16 +305,25 @@ class JsonlReader:
                     else f"unexpected field(s) {', '.join(extra)}"
                 )
                 raise DataError(path, number, f"{what} (compared with the record on line {first})")
-            examples.append(self._check(example, path, number))
+            examples.append({**self._check(example, path, number), **located(path, number)})
         if not examples:
             raise DataError(path, None, "no records found (empty file)")
         return examples
 
+    def _mapped(self, key: str, value: Any) -> bool:
+        """Whether a field becomes an example key: a generative field left at its default name only where its
+        value has the expected type (else it is metadata, e.g. a "source" object)."""
+        return key in self.required or key not in GENERATIVE_TYPES or isinstance(value, GENERATIVE_TYPES[key])
+
     def _check(self, example: Example, path: Path, line: int) -> Example:
         """Check the types of ``example`` (from ``line``) and normalise its label."""
-        for key in ("text", "text_pair"):
+        for key in ("text", "text_pair", "source", "target"):
             if key in example and not isinstance(example[key], str):
                 raise DataError(path, line, f"field {self.fields[key]!r} must be a string")
+        for key in ("prompt", "completion", "messages"):
+            if key in example and not isinstance(example[key], GENERATIVE_TYPES[key]):
+                kind = "a string or a list of messages" if str in GENERATIVE_TYPES[key] else "a list of messages"
+                raise DataError(path, line, f"field {self.fields[key]!r} must be {kind}")
         for key in ("tokens", "tags"):
             value = example.get(key)
             if key in example and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
@@ -313,7 +361,7 @@ def csv_reader(params: TableParams) -> TableReader:
 
 
 def jsonl(params: JsonlParams) -> JsonlReader:
-    """JSON lines: text/text_pair/label or tokens/tags fields per record."""
+    """JSON lines: text/text_pair/label, tokens/tags, prompt/completion, messages or source/target per record."""
     return JsonlReader(params)
 
 

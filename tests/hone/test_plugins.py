@@ -32,7 +32,7 @@ BUILTIN_PLUGINS = {
     "hone.commands": {"command": ["run", "predict"]},
     "hone.runtimes": {"runtime": ["onnxruntime"]},
     "hone.exporters": {"exporter": ["onnx"]},
-    "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
+    "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 

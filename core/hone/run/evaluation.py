@@ -1,4 +1,4 @@
-"""One evaluation pass: loss, decoded predictions and every requested metric."""
+"""One evaluation pass: loss, decoded or generated predictions and every requested metric."""
 
 from __future__ import annotations
 
@@ -8,32 +8,47 @@ from typing import Any
 
 import torch
 
-from hone.run.batching import eval_batches
 from hone.components import EvalOutput
-from hone.run.devices import forward, to_device
 from hone.errors import ComponentError
+from hone.run.batching import eval_batches
+from hone.run.context import unwrap
+from hone.run.devices import autocast, forward, to_device
+from hone.run.predictions import write_predictions
 
 
 def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int) -> tuple[float, EvalOutput]:
-    """Run the model over ``features``; return the mean loss and predictions in the original order."""
+    """Run the model over ``features``; return the mean loss and predictions in the original order.
+
+    A task with ``generate`` generates each batch's predictions (after the teacher-forced forward pass that
+    gives the loss) instead of decoding the forward pass's outputs."""
     model, task = ctx.model, ctx.task
+    generate = getattr(task, "generate", None)
+    shift = int(getattr(task, "label_shift", 0) or 0)
     was_training = model.training
     model.eval()
     total_loss, total_weight = 0.0, 0
-    slots: list[tuple[int, Any, Any, Any]] = []
+    slots: list[tuple[int, Any, Any, Any, Any]] = []
     with torch.inference_mode():
         for indices in eval_batches([f["length"] for f in features], batch_size):
             batch = to_device(task.collate([features[i] for i in indices], ctx.tokenizer), ctx.device)
             outputs = forward(model, batch, ctx.device, ctx.precision)
             loss = task.loss(outputs, batch)
-            labels = batch["labels"]
-            weight = int((labels != -100).sum()) if not labels.is_floating_point() else len(indices)
+            weight = loss_weight(batch["labels"], shift, len(indices))
             total_loss += float(loss) * weight
             total_weight += weight
-            predictions, references, scores = task.decode(outputs, batch, ctx.labels)
-            for k, i in enumerate(indices):
-                if predictions:
-                    slots.append((i, predictions[k], references[k], scores[k] if scores else None))
+            if generate is not None:
+                with autocast(ctx.device, ctx.precision):
+                    generated = generate(unwrap(model), batch, ctx.labels)
+                predictions, references = generated[0], generated[1]
+                details = generated[2] if len(generated) > 2 else None
+                scores = None
+            else:
+                predictions, references, scores = task.decode(outputs, batch, ctx.labels)
+                details = None
+            if predictions:
+                for k, i in enumerate(indices):
+                    slots.append((i, predictions[k], references[k], scores[k] if scores else None,
+                                  details[k] if details else None))
     model.train(was_training)
     slots.sort(key=lambda slot: slot[0])
     output = EvalOutput(
@@ -41,9 +56,18 @@ def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int)
         references=[s[2] for s in slots],
         label_names=list(ctx.labels),
         loss=total_loss / max(total_weight, 1),
-        scores=[s[3] for s in slots],
+        scores=None if generate is not None else [s[3] for s in slots],
+        details=[s[4] or {} for s in slots] if any(s[4] for s in slots) else None,
     )
     return output.loss or 0.0, output
+
+
+def loss_weight(labels: Any, shift: int, examples: int) -> int:
+    """How many targets a batch's mean loss averaged over: the labels that are scored (not -100, and not the
+    first ``shift`` of a row, which a shifted loss never reaches), or the examples for float (regression) labels."""
+    if labels.is_floating_point():
+        return examples
+    return int((labels[..., shift:] != -100).sum())
 
 
 def compute_metrics(metrics: Sequence[tuple[str, Any]], output: EvalOutput, origins: Mapping[str, str | None] | None = None) -> dict[str, Any]:
@@ -75,8 +99,13 @@ def without_clashes(name: str, found: dict[str, Any], results: dict[str, Any]) -
     return {renamed.get(key, key): value for key, value in found.items()}
 
 
-def evaluate(ctx: Any, split: str, metrics: Sequence[tuple[str, Any]], batch_size: int) -> dict[str, Any]:
+def evaluate(ctx: Any, split: str, metrics: Sequence[tuple[str, Any]], batch_size: int,
+             predictions: str | None = None) -> dict[str, Any]:
+    """The metrics of the model on ``split``; with ``predictions`` (a name from ``predictions_name``), the
+    per-example predictions are also written there in the run directory (by rank 0, where there are any)."""
     _, output = predict_split(ctx, ctx.features[split], batch_size)
+    if predictions is not None and ctx.run_dir is not None and getattr(ctx, "rank", 0) == 0:
+        write_predictions(ctx.run_dir, predictions, output)
     host = getattr(ctx, "host", None)
     origins = {name: host.describe("metric", name) for name, _ in metrics} if hasattr(host, "describe") else None
     return compute_metrics(metrics, output, origins)

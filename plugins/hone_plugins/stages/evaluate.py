@@ -8,6 +8,7 @@ from hone.errors import HoneError
 from hone.run.context import RunContext
 from hone.run.evaluation import evaluate
 from hone.run.results import scalars
+from hone.run.predictions import predictions_name
 from hone_plugins.stages.specs import EvaluateStage
 
 
@@ -20,6 +21,7 @@ class Evaluate:
         if split not in ctx.features:
             raise HoneError(f"stage '{name}': there is no '{split}' split; available: {', '.join(ctx.features)}")
         ctx.events.emit("stage_start", stage=name, type=self.spec.type, split=split)
-        results = evaluate(ctx, split, ctx.metrics(self.spec.metrics), self.spec.batch_size)
+        saved = predictions_name(index, name, split) if self.spec.save_predictions else None
+        results = evaluate(ctx, split, ctx.metrics(self.spec.metrics), self.spec.batch_size, saved)
         ctx.events.emit("evaluation_done", stage=name, split=split, metrics=scalars(results))
         return {split: results}

@@ -71,6 +71,9 @@ class TrainStage(StageSpec):
     on_nonfinite: Literal["stop", "skip"] = Field(
         "stop", description="A NaN/inf loss: stop the stage (the last good checkpoint is kept) or skip that batch.")
     pruning: GradualPruning | None = Field(None, description="Prune gradually during this stage (made permanent at its end).")
+    save_predictions: bool | None = Field(
+        None, description="Write each validation's predictions (JSONL, one per example, with the reference) to "
+        "predictions/<stage>-<split>-epoch<N>.jsonl in the run directory; default: only for generative tasks.")
 
     def data_splits(self) -> list[str]:
         return ["train", *([self.eval_split] if self.early_stopping else [])]
@@ -95,6 +98,9 @@ class EvaluateStage(StageSpec):
         return catalog.metrics(self.metrics).under(self.split)
     batch_size: int = Field(64, gt=0)
     metrics: list[MetricRef] | None = None  # type: ignore[valid-type]
+    save_predictions: bool = Field(
+        True, description="Write the predictions (JSONL, one per example, with the reference and any scores) to "
+        "predictions/<stage>-<split>.jsonl in the run directory.")
 
     def data_splits(self) -> list[str]:
         return [self.split]

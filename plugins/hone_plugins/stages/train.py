@@ -20,6 +20,7 @@ from hone.run.checkpoint import rng_state, set_rng_state
 from hone.run.context import RunContext
 from hone.run.devices import to_device
 from hone.run.evaluation import evaluate
+from hone.run.predictions import predictions_name
 from hone.run.results import plain, scalars, scalars_tree
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
 from hone_plugins.stages.setup import EarlyStopper, TrainingError, apply_freezing, decays, param_groups, set_dropout
@@ -88,6 +89,7 @@ class Training:
         self.loss_fn = loss_fn or (lambda model, batch: ctx.loss(model, batch, stage.label_smoothing))
         self.l1_params = [p for p in self.core.parameters() if p.requires_grad and decays(p)] if stage.l1 else []
         self.has_eval = bool(ctx.features.get(stage.eval_split))
+        self.save_predictions = hasattr(ctx.task, "generate") if stage.save_predictions is None else stage.save_predictions
         if stage.early_stopping is not None and not self.has_eval:
             raise TrainingError(f"stage '{self.name}': early_stopping needs a '{stage.eval_split}' split")
         if stage.on_nonfinite == "skip" and ctx.world_size > 1:
@@ -206,7 +208,8 @@ class Training:
         ctx, stage = self.ctx, self.stage
         self.start_batch, self.epoch, stop = 0, self.epoch + 1, False
         if self.has_eval:
-            self.last_metrics = evaluate(ctx, stage.eval_split, self.metrics, stage.eval_batch_size or stage.batch_size * 2)
+            saved = predictions_name(self.index, self.name, stage.eval_split, self.epoch) if self.save_predictions else None
+            self.last_metrics = evaluate(ctx, stage.eval_split, self.metrics, stage.eval_batch_size or stage.batch_size * 2, saved)
             ctx.events.emit("evaluation_done", stage=self.name, epoch=self.epoch, step=self.step, split=stage.eval_split,
                             metrics=scalars(self.last_metrics))
             improved, stop = self.stopper.update(scalars(self.last_metrics))

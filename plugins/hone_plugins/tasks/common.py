@@ -14,6 +14,7 @@ from hone.errors import DataError
 IGNORE_INDEX = -100
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
+TOKEN_KEYS = ("input_ids", "decoder_input_ids")  # padded with the tokenizer's pad id
 
 
 @contextmanager
@@ -88,10 +89,8 @@ PAD_MULTIPLE = 8  # fewer distinct shapes: CPU (oneDNN) and GPU kernels are cach
 
 
 def collate(features: Sequence[Mapping[str, Any]], tokenizer: Any) -> dict[str, Any]:
-    """Right-pad list features to the longest in the batch; ``_`` keys stay python lists."""
+    """Right-pad each list feature to its longest in the batch (a multiple of 8); ``_`` keys stay python lists."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    longest = max(len(f["input_ids"]) for f in features)
-    width = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
     batch: dict[str, Any] = {}
     for key in features[0]:
         values = [f[key] for f in features]
@@ -100,7 +99,8 @@ def collate(features: Sequence[Mapping[str, Any]], tokenizer: Any) -> dict[str, 
         elif key == "length":
             continue
         elif isinstance(values[0], list):
-            pad = pad_id if key == "input_ids" else PAD_VALUES.get(key, 0)
+            width = -(-max(len(v) for v in values) // PAD_MULTIPLE) * PAD_MULTIPLE
+            pad = pad_id if key in TOKEN_KEYS else PAD_VALUES.get(key, 0)
             batch[key] = torch.tensor([v + [pad] * (width - len(v)) for v in values], dtype=torch.long)
         else:
             batch[key] = torch.tensor(values)

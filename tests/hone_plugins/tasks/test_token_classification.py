@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from hone.errors import DataError
 from hone.plugins import load_plugins
 
-TASKS = ("token-classification", "sequence-classification", "sequence-regression", "causal-lm")
+TASKS = ("token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq")
 LABELS = ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]
 TRAIN = [
     {"tokens": "john smith lives in paris".split(), "tags": ["B-PER", "I-PER", "O", "O", "B-LOC"]},
