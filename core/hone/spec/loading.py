@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from hone.errors import HoneError
 from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
-from hone.spec.models import ComponentRef, RunSpec, spec_model
+from hone.spec.models import SPEC_DIR, ComponentRef, RunSpec, spec_model
 
 
 @dataclass(frozen=True)
@@ -176,9 +176,12 @@ def issues_from(error: ValidationError, data: Any, nodes: yaml.Node | None, regi
     return sorted(issues, key=lambda issue: issue.line or 0)
 
 
-def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None) -> RunSpec:
+def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None,
+                  base: Path | None = None) -> RunSpec:
+    """The spec validated against ``registries``; ``base`` (the spec file's folder) lets validators check the files it names."""
+    context: dict[str, Any] = {"registries": registries} | ({SPEC_DIR: base} if base is not None else {})
     try:
-        return spec_model(registries).model_validate(data, context={"registries": registries})
+        return spec_model(registries).model_validate(data, context=context)
     except ValidationError as error:
         raise SpecError(file, issues_from(error, data, nodes, registries)) from None
 
@@ -197,7 +200,7 @@ def load_spec(path: str | Path, host: PluginHost | None = None, plugins_dirs: li
             host = load_plugins([*(plugins_dirs or []), *(path.parent / d for d in dirs)])
         else:
             host = load_plugins(plugins_dirs or [])
-    spec = validate_spec(data, host.registries, str(path), nodes)
+    spec = validate_spec(data, host.registries, str(path), nodes, path.parent.resolve())
     try:
         return spec.resolve_paths(path.parent.resolve()), host
     except (OSError, ValueError) as error:  # a path with a NUL byte or a name too long for the file system

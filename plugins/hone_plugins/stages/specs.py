@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from hone.registry import Registries
-from hone.spec.models import CompressorRef, DistillerRef, MetricRef, OptimizerRef, SchedulerRef, StageSpec, Strict
+from hone.spec.models import CompressorRef, DistillerRef, MetricRef, OptimizerRef, SchedulerRef, SpecPaths, StageSpec, Strict
 
 
 class EarlyStopping(Strict):
@@ -179,7 +178,7 @@ class DistillStage(TrainStage):
         """The teachers named by the spec; empty: the current model."""
         return [] if self.teacher is None else [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
 
-    def resolve_paths(self, local: Callable[[str], str]) -> DistillStage:
+    def resolve_paths(self, local: SpecPaths) -> DistillStage:
         teacher = self.teacher if self.teacher is None or isinstance(self.teacher, list) else [self.teacher]
         update: dict[str, Any] = {"student": self.student and self.student.model_copy(
             update={"source": self.student.source and local(self.student.source)})}
