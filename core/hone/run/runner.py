@@ -92,7 +92,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         Checkpoints(run_dir / "checkpoints") if writer else None, make_progress(quiet or not writer), rank, world_size,
     )
     resume_state = _resume(ctx, state["completed"]) if resume else None
-    runners = {index: host.build("stage", stage) for index, stage in enumerate(spec.stages) if index not in state["completed"]}
+    runners = {i: host.build("stage", stage) for i, stage in enumerate(spec.stages) if i not in state["completed"]}
     for index, runner in runners.items():  # refuse what a stage cannot work with before any stage runs
         if (check := getattr(runner, "check", None)) is not None:
             check(ctx, index)
@@ -125,7 +125,8 @@ def effect(host: PluginHost, stage: StageSpec) -> str:
     return str(host.registries.get("stage", stage.type).info.get("model", "keeps"))
 
 
-def _run_stage(ctx: RunContext, index: int, stage: StageSpec, runner: Any, resume_state: dict[str, Any] | None) -> dict[str, Any]:
+def _run_stage(ctx: RunContext, index: int, stage: StageSpec, runner: Any,
+               resume_state: dict[str, Any] | None) -> dict[str, Any]:
     """One stage's results; a stage that changed the model ends with a checkpoint of it."""
     if resume_state and resume_state["stage"] == index and resume_state["done"] and "result" in resume_state:
         return dict(resume_state["result"])  # killed after the stage's last checkpoint, before state.json recorded it

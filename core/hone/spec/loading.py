@@ -178,7 +178,7 @@ def issues_from(error: ValidationError, data: Any, nodes: yaml.Node | None, regi
 
 def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None,
                   base: Path | None = None) -> RunSpec:
-    """The spec validated against ``registries``; ``base`` (the spec file's folder) lets validators check the files it names."""
+    """The spec validated against ``registries``; ``base`` (the spec's folder) lets validators check files it names."""
     context: dict[str, Any] = {"registries": registries} | ({SPEC_DIR: base} if base is not None else {})
     try:
         return spec_model(registries).model_validate(data, context=context)
