@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = {
     "hone.report": {"command": ["report", "compare"]},
     "hone.commands": {"command": ["run", "predict"]},
     "hone.runtimes": {"runtime": ["onnxruntime"]},
+    "hone.lmeval": {"stage": ["lm-eval"]},
     "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
