@@ -1,4 +1,4 @@
-"""A stage kind's own checks: files it names, checked at their line against the spec's folder; check() before stage one."""
+"""A stage kind's own checks: the files it names, at their line, against the spec's folder; check() before stage one."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def probe_spec(tmp_path: Path, tiny_bert: Path) -> dict:
     return spec
 
 
-def test_a_stage_names_a_file_relative_to_the_spec(tmp_path: Path, probe_spec: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stage_names_a_file_relative_to_the_spec(tmp_path: Path, probe_spec: dict,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "probe.txt").write_text("fine")
     probe_spec["stages"] = probe_spec["stages"][1:]
