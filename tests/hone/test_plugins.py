@@ -33,6 +33,7 @@ BUILTIN_PLUGINS = {
     "hone.runtimes": {"runtime": ["onnxruntime"]},
     "hone.exporters": {"exporter": ["onnx"]},
     "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
+    "hone.lmeval": {"stage": ["lm-eval"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 

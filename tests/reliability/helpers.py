@@ -24,7 +24,12 @@ STAGE_EXAMPLES: dict[str, dict[str, Any]] = {
     "evaluate": {"type": "evaluate", "split": "test", "metrics": ["entity-f1", "accuracy"]},
     "distill": {"type": "distill", "epochs": 1, "batch_size": 8, "student": {"layers": [0]}, "distiller": "logits"},
     "compress": {"type": "compress", "compressor": "test-halve"},
+    "lm-eval": {"type": "lm-eval", "include_path": str(REPO / "tests" / "hone_plugins" / "lmeval" / "tasks"),
+                "tasks": ["tiny_mc", "tiny_gen"], "limit": 4},
 }
+# Stage types that score a language model, with the module their extra installs: their examples run on a tiny GPT-2
+# with causal-lm data in place of the NER spec, and skip where the extra is absent.
+LANGUAGE_MODEL_STAGES = {"lm-eval": "lm_eval"}
 
 # Components the examples need that hone may not ship: plain plugins-dir modules, written beside the spec.
 TEST_COMPRESSOR = '''
@@ -60,11 +65,35 @@ STAGE_PLUGINS: dict[str, dict[str, str]] = {"compress": {"reliability_compressor
 def with_stages(spec: dict[str, Any], directory: Path, *types: str) -> dict[str, Any]:
     """``spec`` running one example stage of each of ``types``, with the plugins they need written to ``directory``."""
     spec = dict(spec, stages=[dict(STAGE_EXAMPLES[t], name=f"{i}-{t}") for i, t in enumerate(types)])
+    if any(t in LANGUAGE_MODEL_STAGES for t in types):
+        spec = causal_lm(spec, directory, *(LANGUAGE_MODEL_STAGES[t] for t in types if t in LANGUAGE_MODEL_STAGES))
     for stage_type in types:
         for module, source in STAGE_PLUGINS.get(stage_type, {}).items():
             write_plugin(directory / "reliability-plugins", module, source)
             spec["plugins_dir"] = [str(directory / "reliability-plugins")]
     return spec
+
+
+def causal_lm(spec: dict[str, Any], directory: Path, *modules: str) -> dict[str, Any]:
+    """``spec`` on a tiny random GPT-2 and a few texts (causal-lm; evaluate stages score perplexity)."""
+    import pytest
+    import torch
+
+    from tests.conftest import save_tiny_model
+
+    for module in modules:
+        pytest.importorskip(module, reason=f"{module} (an optional extra) is not installed")
+    torch.manual_seed(0)
+    model = save_tiny_model(directory / "tiny-gpt2", "gpt2")
+    texts = directory / "texts.jsonl"
+    blocks = (NER_SAMPLE / "train.txt").read_text().split("\n\n")
+    sentences = [" ".join(line.split()[0] for line in block.splitlines())
+                 for block in blocks if "-DOCSTART-" not in block]
+    texts.write_text("".join(json.dumps({"text": s}) + "\n" for s in sentences[:24] if s))
+    stages = [{k: v for k, v in stage.items() if not (stage["type"] == "evaluate" and k == "metrics")}
+              for stage in spec["stages"]]
+    return dict(spec, model=str(model), task="causal-lm", stages=stages,
+                data={"reader": "jsonl", "train": str(texts), "validation": str(texts), "test": str(texts)})
 
 
 def ner_spec(model_dir: Path, **overrides: Any) -> dict[str, Any]:

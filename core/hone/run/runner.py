@@ -93,13 +93,17 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         Checkpoints(run_dir / "checkpoints") if writer else None, make_progress(quiet or not writer), rank, world_size,
     )
     resume_state = _resume(ctx, state["completed"]) if resume else None
+    runners = {i: host.build("stage", stage) for i, stage in enumerate(spec.stages) if i not in state["completed"]}
+    for index, runner in runners.items():  # refuse what a stage cannot work with before any stage runs
+        if (check := getattr(runner, "check", None)) is not None:
+            check(ctx, index)
     events.emit("run_start", name=spec.name, device=str(device), precision=precision, resumed=resume,
                 torch=torch.__version__, sizes={k: len(v) for k, v in features.items()}, labels=labels, **versions(device))
     with _checkpoint_on_ctrl_c(ctx, writer):
         for index, stage in enumerate(spec.stages):
             if index in state["completed"]:
                 continue
-            result = _run_stage(ctx, index, stage, resume_state)
+            result = _run_stage(ctx, index, stage, runners[index], resume_state)
             results = {**state["results"], ctx.stage_names[index]: scalars_tree(result)}
             if writer:  # before state.json: a kill or a full disk in between re-runs the stage, never loses its results
                 write_json(run_dir / METRICS, results)
@@ -122,12 +126,13 @@ def effect(host: PluginHost, stage: StageSpec) -> str:
     return str(host.registries.get("stage", stage.type).info.get("model", "keeps"))
 
 
-def _run_stage(ctx: RunContext, index: int, stage: StageSpec, resume_state: dict[str, Any] | None) -> dict[str, Any]:
+def _run_stage(ctx: RunContext, index: int, stage: StageSpec, runner: Any,
+               resume_state: dict[str, Any] | None) -> dict[str, Any]:
     """One stage's results; a stage that changed the model ends with a checkpoint of it."""
     if resume_state and resume_state["stage"] == index and resume_state["done"] and "result" in resume_state:
         return dict(resume_state["result"])  # killed after the stage's last checkpoint, before state.json recorded it
     partial = resume_state if resume_state and resume_state["stage"] == index and not resume_state["done"] else None
-    result = ctx.host.build("stage", stage).run(ctx, index, partial)
+    result = runner.run(ctx, index, partial)
     if effect(ctx.host, stage) != "keeps" and ctx.checkpoints is not None:
         ctx.checkpoints.save(f"stage{index}-end", ctx.core,
                              {"stage": index, "done": True, "rng": rng_state(), "result": plain(scalars_tree(result))})

@@ -15,7 +15,7 @@ from hone.errors import HoneError
 from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
 from hone.spec.checks import machine_checks, numbers, spec_checks
-from hone.spec.models import ComponentRef, RunSpec, spec_model
+from hone.spec.models import SPEC_DIR, ComponentRef, RunSpec, spec_model
 
 
 @dataclass(frozen=True)
@@ -234,12 +234,15 @@ def issues_from(error: ValidationError, data: Any, nodes: yaml.Node | None, regi
     return sorted(issues, key=lambda issue: issue.line or 0)
 
 
-def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None) -> RunSpec:
-    """The spec, or a SpecError listing every problem: numbers no run can use, then the models' and the
-    cross-spec checks (stage names, data splits, what components declare)."""
+def validate_spec(data: dict[str, Any], registries: Registries, file: str = "<spec>", nodes: yaml.Node | None = None,
+                  base: Path | None = None) -> RunSpec:
+    """The spec, or a SpecError listing every problem: numbers no run can use, then the models' and the cross-spec
+    checks (stage names, data splits, what components declare); ``base`` (the spec's folder) lets validators check
+    files it names."""
+    context: dict[str, Any] = {"registries": registries} | ({SPEC_DIR: base} if base is not None else {})
     found = [_issue(data, nodes, loc, message) for loc, message in numbers(data)]
     try:
-        spec = spec_model(registries).model_validate(data, context={"registries": registries})
+        spec = spec_model(registries).model_validate(data, context=context)
     except ValidationError as error:
         taken = {issue.path for issue in found}
         raise SpecError(file, found + [i for i in issues_from(error, data, nodes, registries) if i.path not in taken]) from None
@@ -275,7 +278,7 @@ def load_spec(path: str | Path, host: PluginHost | None = None, plugins_dirs: li
             host = load_plugins([*(plugins_dirs or []), *(path.parent / d for d in dirs)])
         else:
             host = load_plugins(plugins_dirs or [])
-    spec = validate_spec(data, host.registries, str(path), nodes)
+    spec = validate_spec(data, host.registries, str(path), nodes, path.parent.resolve())
     try:
         return spec.resolve_paths(path.parent.resolve()), host
     except (OSError, ValueError) as error:  # a path with a NUL byte or a name too long for the file system

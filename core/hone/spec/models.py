@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -16,6 +17,7 @@ from hone.spec.results import Catalog, ResultError, Results
 
 
 AS_WRITTEN = "as_written"  # a dump context key: component params as the spec wrote them
+SPEC_DIR = "spec_dir"  # a validation context key: the spec file's folder, where load_spec gives it
 
 
 class Strict(BaseModel):
@@ -96,8 +98,9 @@ class StageSpec(Strict):
         """The data splits the stage cannot run without (``train`` for training stages)."""
         return []
 
-    def resolve_paths(self, local: Callable[[str], str]) -> StageSpec:
-        """The stage with model sources it names made absolute (``local`` resolves one against the spec's folder)."""
+    def resolve_paths(self, local: SpecPaths) -> StageSpec:
+        """The stage with the model sources (``local(source)``) and local files or folders (``local.path(value)``)
+        it names made absolute against the spec's folder."""
         return self
 
     def results(self, catalog: Catalog) -> Results:
@@ -112,6 +115,30 @@ class StageSpec(Strict):
     def check_in_run(self, spec: RunSpec, index: int, registries: Registries) -> None:
         """Raise ``ValueError`` (what to change) if this stage cannot run as ``spec``'s stage ``index``, e.g.
         after a stage whose output it cannot take; ``hone validate`` reports it at the stage."""
+
+
+@dataclass(frozen=True)
+class SpecPaths:
+    """Resolves what a spec names against the spec file's folder ``base``."""
+
+    base: Path
+
+    def path(self, value: str) -> str:
+        """A local file or folder: relative to the spec's folder unless absolute."""
+        return value if Path(value).is_absolute() else str((self.base / value).resolve())
+
+    def __call__(self, source: str) -> str:
+        """A model source: a folder relative to the spec, or a Hub / pkg: name left as it is."""
+        if source.startswith((".", "/")) or (self.base / source).exists():
+            return self.path(source)
+        return source
+
+
+def spec_dir(info: ValidationInfo) -> Path | None:
+    """The spec file's folder during validation, for a validator that checks files the spec names; ``None`` where the
+    spec is not validated from a file (its paths are then absolute or relative to the working directory)."""
+    found = (info.context or {}).get(SPEC_DIR)
+    return Path(found) if found is not None else None
 
 
 class ModelSpec(Strict):
@@ -203,26 +230,19 @@ class RunSpec(Strict):
 
     def resolve_paths(self, base: Path) -> RunSpec:
         """Make data, plugin and local model paths relative to the spec file's folder."""
+        local = SpecPaths(base)
 
         def resolve(value: str | None) -> str | None:
-            if value is None or Path(value).is_absolute():
-                return value
-            return str((base / value).resolve())
+            return None if value is None else local.path(value)
 
         data = self.data.model_copy(
             update={k: resolve(getattr(self.data, k)) for k in ("train", "validation", "test", "path")}
         )
-        def local(source: str) -> str:
-            """A model source: a folder relative to the spec, or a Hub / pkg: name left as it is."""
-            if source.startswith((".", "/")) or (base / source).exists():
-                return resolve(source) or source
-            return source
-
         return self.model_copy(
             update={
                 "data": data,
-                "plugins_dir": [resolve(p) for p in self.plugins_dir],
-                "output_dir": resolve(self.output_dir),
+                "plugins_dir": [local.path(p) for p in self.plugins_dir],
+                "output_dir": local.path(self.output_dir),
                 "model": self.model.model_copy(update={"source": local(self.model.source)}),
                 "stages": [s.resolve_paths(local) for s in self.stages],
             }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from hone.registry import Registries
-from hone.spec.models import (ComponentRef, CompressorRef, DistillerRef, MetricRef, OptimizerRef, SchedulerRef, StageSpec,
-                              Strict, ref)
+from hone.spec.models import (ComponentRef, CompressorRef, DistillerRef, MetricRef, OptimizerRef, SchedulerRef, SpecPaths,
+                              StageSpec, Strict, ref)
 from hone.spec.results import MAXIMIZE, MINIMIZE, Catalog, ResultError, Results, direction
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ class DistillStage(TrainStage):
         """The teachers named by the spec; empty: the current model."""
         return [] if self.teacher is None else [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
 
-    def resolve_paths(self, local: Callable[[str], str]) -> DistillStage:
+    def resolve_paths(self, local: SpecPaths) -> DistillStage:
         teacher = self.teacher if self.teacher is None or isinstance(self.teacher, list) else [self.teacher]
         update: dict[str, Any] = {"student": self.student and self.student.model_copy(
             update={"source": self.student.source and local(self.student.source)})}
