@@ -218,3 +218,46 @@ def test_an_evaluate_only_spec_needs_no_training_data_but_a_train_stage_does(tmp
     assert "stage '0-train' (train) needs the 'train' split: give `data.train` or `data.path`" in message
     nothing = VALID.replace("  train: data/train.txt\n  validation: data/valid.txt\n", "")
     assert "for a run that only evaluates, `validation` and/or `test`" in str(spec_error(write(tmp_path, "none.yaml", nothing)))
+
+
+LENIENT = '''
+from pydantic import BaseModel
+
+from hone import hookimpl
+
+
+class LenientParams(BaseModel):  # pydantic's default: unknown keys silently ignored
+    k: int = 5
+    normalise: bool = True
+
+
+@hookimpl
+def register_metrics(register):
+    register("lenient-top-k", lambda params: None, LenientParams)
+'''
+
+
+def test_a_misspelt_param_of_a_lenient_params_model_is_still_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    (tmp_path / "my_plugins").mkdir()
+    (tmp_path / "my_plugins" / "lenient.py").write_text(LENIENT)
+    spec = "plugins_dir: [my_plugins]\n" + VALID.replace("[entity-f1, accuracy]", "[{name: lenient-top-k, kk: 3}]")
+    issue = by_path(spec_error(write(tmp_path, "spec.yaml", spec)))["stages[1].metrics[0].kk"]
+    assert issue.message.startswith("unknown field 'kk'. Did you mean 'k'?")
+    assert issue.line == spec.splitlines().index("    metrics: [{name: lenient-top-k, kk: 3}]") + 1
+    loaded, _ = load_spec(write(tmp_path, "spec.yaml", spec.replace("kk: 3", "k: 3")))
+    assert loaded.stages[1].metrics[0].settings() == {"k": 3, "normalise": True}
+
+
+def test_the_run_directory_spec_yaml_holds_every_default_of_the_optimizer_and_scheduler(tmp_path: Path) -> None:
+    import yaml
+
+    from hone.run.rundir import prepare_run_dir
+
+    spec = VALID.replace("optimizer: {name: adamw, lr: 5.0e-5}", "optimizer: {name: adamw, lr: '3e-5'}\n    scheduler: cosine")
+    loaded, host = load_spec(write(tmp_path, "spec.yaml", spec))
+    prepare_run_dir(loaded, host, tmp_path / "run", resume=False)
+    stage = yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["stages"][0]
+    assert stage["optimizer"] == {"name": "adamw", "lr": 3e-5, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01,
+                                  "fused": None}
+    assert stage["scheduler"]["name"] == "cosine" and stage["scheduler"]["warmup"] == 0
+    assert set(stage["scheduler"]) == {"name", *host.registries.get("scheduler", "cosine").params.model_fields}
