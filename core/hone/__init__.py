@@ -19,9 +19,11 @@ _EXPORTS: dict[str, str] = {
     "Register": "hone.registry",
     "Params": "hone.registry",
     "NoParams": "hone.registry",
+    "load_plugins": "hone.plugins",
     # the component protocols and the data they pass
     **dict.fromkeys(("Example", "EvalOutput", "Metric", "Scheduler", "Reader", "Callback", "Task", "CompressionContext",
-                     "Compressor", "RestorableCompressor", "StepHook", "GradualCompressor", "Distiller", "Exporter"),
+                     "Compressor", "RestorableCompressor", "StepHook", "GradualCompressor", "Distiller", "Exporter", "Stage",
+                     "Command", "SpecSection", "ReportSection", "Runtime"),
                     "hone.components"),
     # errors
     **dict.fromkeys(("HoneError", "DataError", "ComponentError", "Interrupted"), "hone.errors"),
@@ -30,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "StageSpec": "hone.spec.models",
     "ComponentRef": "hone.spec.models",
     "SpecPaths": "hone.spec.models",
+    "SpecError": "hone.spec.loading",
     "ref": "hone.spec.models",
     "Results": "hone.spec.results",
     "Catalog": "hone.spec.results",
@@ -58,13 +61,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
     from hone.atomic import WriteError
-    from hone.components import (Callback, CompressionContext, Compressor, Distiller, EvalOutput, Example, Exporter,
-                                 GradualCompressor, Metric, Reader, RestorableCompressor, Scheduler, StepHook, Task)
+    from hone.components import (Callback, Command, CompressionContext, Compressor, Distiller, EvalOutput, Example,
+                                 Exporter, GradualCompressor, Metric, Reader, ReportSection, RestorableCompressor,
+                                 Runtime, Scheduler, SpecSection, Stage, StepHook, Task)
     from hone.errors import ComponentError, DataError, HoneError, Interrupted
     from hone.hookspecs import hookimpl
     from hone.paths import RunFileName
+    from hone.plugins import load_plugins
     from hone.registry import NoParams, Params, Register
     from hone.report import Code, Details, Image, RunData, Section, Table, Text
     from hone.run.context import RunContext
+    from hone.spec.loading import SpecError
     from hone.spec.models import ComponentRef, SpecPaths, StageSpec, ref
     from hone.spec.results import Catalog, ResultError, Results
