@@ -11,7 +11,7 @@ import pytest
 
 from hone.spec.loading import SpecError, SpecIssue, check_ready, load_spec, validate_spec
 
-SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "ner-sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "data" / "ner-sample"
 
 SPEC = f"""\
 name: checks

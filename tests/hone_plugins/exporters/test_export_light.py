@@ -42,7 +42,7 @@ def test_hone_plugins_lists_the_export_stage_and_the_onnx_exporter(capsys: pytes
 
 
 def test_every_compressor_either_exports_or_is_refused_by_name() -> None:
-    """A new compressor must be tried with the exporter (tests/hone_plugins/test_export_compressed.py) and put on one side."""
+    """A new compressor must be tried with the exporter (tests/hone_plugins/exporters/test_export_compressed.py) and put on one side."""
     registered = set(load_plugins(warn=False).registries["compressor"].names())
     assert EXPORTS.isdisjoint(REFUSES) and EXPORTS | set(REFUSES) == registered
 

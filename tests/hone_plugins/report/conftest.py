@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "ner-sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "data" / "ner-sample"
 
 
 @dataclass
