@@ -9,7 +9,7 @@ The longer import paths (``hone.hookspecs.hookimpl``, ``hone.registry.Register``
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -58,19 +58,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
-
-if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
-    from hone.atomic import WriteError
-    from hone.components import (Callback, Command, CompressionContext, Compressor, Distiller, EvalOutput, Example,
-                                 Exporter, GradualCompressor, Metric, Reader, ReportSection, RestorableCompressor,
-                                 Runtime, Scheduler, SpecSection, Stage, StepHook, Task)
-    from hone.errors import ComponentError, DataError, HoneError, Interrupted
-    from hone.hookspecs import hookimpl
-    from hone.paths import RunFileName
-    from hone.plugins import load_plugins
-    from hone.registry import NoParams, Params, Register
-    from hone.report import Code, Details, Image, RunData, Section, Table, Text
-    from hone.run.context import RunContext
-    from hone.spec.loading import SpecError
-    from hone.spec.models import ComponentRef, SpecPaths, StageSpec, ref
-    from hone.spec.results import Catalog, ResultError, Results

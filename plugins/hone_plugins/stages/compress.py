@@ -9,14 +9,14 @@ import time
 from typing import Any
 
 import torch
-
 from hone.components import CompressionContext
-from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
-from hone.run.devices import to_device
 from hone.errors import ComponentError, HoneError
-from hone.run.evaluation import evaluate
-from hone.run.results import scalars
+from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
 from hone.run.context import RunContext
+from hone.run.devices import to_device
+from hone.run.results import scalars
+
+from hone_plugins.stages.evaluation import evaluate
 from hone_plugins.stages.sizes import model_report
 from hone_plugins.stages.specs import CompressStage
 

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-
 from hone.components import EvalOutput
 from hone.errors import ComponentError
-from hone.run.batching import eval_batches
 from hone.run.context import unwrap
 from hone.run.devices import autocast, forward, to_device
-from hone.run.predictions import write_predictions
+
+from hone_plugins.stages.batching import eval_batches
+from hone_plugins.stages.predictions import write_predictions
 
 
 def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int) -> tuple[float, EvalOutput]:

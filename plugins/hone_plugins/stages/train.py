@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from hone.errors import Interrupted
-from hone.run.batching import train_batches
 from hone.run.checkpoint import rng_state, set_rng_state
 from hone.run.context import RunContext
 from hone.run.devices import to_device
-from hone.run.evaluation import evaluate
-from hone.run.predictions import predictions_name
 from hone.run.results import plain, scalars, scalars_tree
+
+from hone_plugins.stages.batching import train_batches
+from hone_plugins.stages.evaluation import evaluate
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
+from hone_plugins.stages.predictions import predictions_name
 from hone_plugins.stages.setup import EarlyStopper, TrainingError, apply_freezing, decays, param_groups, set_dropout
 from hone_plugins.stages.specs import TrainStage
 

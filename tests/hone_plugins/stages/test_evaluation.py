@@ -6,10 +6,9 @@ import warnings
 from typing import Any
 
 import pytest
-
 from hone.components import EvalOutput
-from hone.run.evaluation import compute_metrics
 from hone.plugins import load_plugins
+from hone_plugins.stages.evaluation import compute_metrics
 
 REFS = [["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]]
 PREDS = [["I-PER", "I-PER", "O", "B-LOC", "I-LOC"]]

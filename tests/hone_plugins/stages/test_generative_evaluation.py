@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import torch
-
 from hone.components import EvalOutput
 from hone.errors import HoneError
-from hone.run.evaluation import evaluate, loss_weight, predict_split
-from hone.run.predictions import predictions_name, write_predictions
+from hone_plugins.stages.evaluation import evaluate, loss_weight, predict_split
+from hone_plugins.stages.predictions import predictions_name, write_predictions
 
 
 class Echo(torch.nn.Module):
