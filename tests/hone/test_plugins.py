@@ -29,7 +29,7 @@ BUILTIN_PLUGINS = {
     "hone.search": {"command": ["search"], "pruner": ["none", "median", "percentile", "hyperband", "successive-halving"],
                "spec_section": ["search"]},
     "hone.report": {"command": ["report", "compare"]},
-    "hone.commands": {"command": ["run", "predict"]},
+    "hone.commands": {"command": ["run", "predict", "schema"]},
     "hone.runtimes": {"runtime": ["onnxruntime"]},
     "hone.exporters": {"exporter": ["onnx"]},
     "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},

@@ -1,4 +1,4 @@
-"""``hone run`` and ``hone predict``: built-in commands, registered like any plugin's.
+"""``hone run``, ``hone predict`` and ``hone schema``: built-in commands, registered like any plugin's.
 
 Only registrations here (``hone --help`` imports this module); each command imports torch when it runs.
 """
@@ -61,7 +61,24 @@ def predict_command(params: NoParams) -> PredictCommand:
     return PredictCommand()
 
 
+class SchemaCommand:
+    def run(self, args: argparse.Namespace) -> int:
+        import json
+
+        from hone.plugins import load_plugins
+        from hone_plugins.commands.schema import spec_schema
+
+        print(json.dumps(spec_schema(load_plugins(args.plugins_dir, warn=False).registries), indent=2))
+        return 0
+
+
+def schema_command(params: NoParams) -> SchemaCommand:
+    """print the JSON Schema of run specs (with installed plugins' parameters)"""
+    return SchemaCommand()
+
+
 @hookimpl
 def register_commands(register: Register) -> None:
     register("run", run_command, arguments=run_arguments)
     register("predict", predict_command, arguments=predict_arguments)
+    register("schema", schema_command)

@@ -10,7 +10,7 @@ import pytest
 
 from hone.cli import main
 from hone.plugins import load_plugins
-from hone.spec.schema import spec_schema
+from hone_plugins.commands.schema import spec_schema
 
 TOP_K = '''
 from pydantic import BaseModel, ConfigDict, Field
