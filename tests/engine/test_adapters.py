@@ -130,3 +130,50 @@ def test_an_unknown_target_module_is_refused_before_any_work(tmp_path: Path, tin
         run_file(spec_file, tmp_path / "run")
     assert not [e for e in read_events(tmp_path / "run" / "events.jsonl") if e["event"] in ("stage_start", "step_end")]
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "failed"
+
+
+def test_sequence_classification_trains_its_head_through_an_adapter(tmp_path: Path, tiny_bert: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    sentiment = Path(__file__).resolve().parents[2] / "examples" / "data" / "sentiment-sample.tsv"
+    spec = adapter_spec(tiny_bert, {"name": "lora"}, epochs=1)
+    spec.update(task={"name": "sequence-classification", "max_length": 32},
+                data={"reader": "tsv", "path": str(sentiment), "split": [0.5, 0.25, 0.25]})
+    run_dir = trained_run(tmp_path, spec)
+    assert all("lora_" in k or "classifier.modules_to_save" in k for k in checkpoint_keys(run_dir, "stage0-epoch001"))
+    assert AutoModelForSequenceClassification.from_pretrained(run_dir / "model").config.num_labels == 2
+
+
+def test_a_llama_takes_peft_default_targets_q_and_v_proj(tmp_path: Path, tiny_llama: Path) -> None:
+    spec = dict(causal_lm(adapter_spec(Path("."), {"name": "lora"}, epochs=1), tmp_path), model=str(tiny_llama))
+    run_dir = trained_run(tmp_path, spec)
+    keys = checkpoint_keys(run_dir, "stage0-epoch001")
+    assert {k.split(".")[-4] for k in keys} == {"q_proj", "v_proj"}
+    config = json.loads((run_dir / "adapter" / "lora" / "adapter_config.json").read_text())
+    assert sorted(config["target_modules"]) == ["q_proj", "v_proj"] and config["modules_to_save"] is None
+
+
+def test_a_distilled_student_trains_through_an_adapter(tmp_path: Path, tiny_bert: Path) -> None:
+    spec = adapter_spec(tiny_bert, {"name": "lora"}, epochs=1)
+    spec["stages"][0].update(type="distill", student={"layers": [0]}, distiller="logits")
+    run_dir = trained_run(tmp_path, spec)
+    result = read_json(run_dir / "metrics.json")["lora"]
+    assert result["trainable_parameters"] < result["total_parameters"] / 5
+    assert all("lora_" in k or "modules_to_save" in k for k in checkpoint_keys(run_dir, "stage0-epoch001"))
+    assert "layer.1." not in " ".join(checkpoint_keys(run_dir, "stage0-end"))  # the 1-layer student is the model
+
+
+def test_after_a_stage_that_changed_the_model_checkpoints_keep_every_weight_and_resume_exactly(
+        tmp_path: Path, tiny_bert: Path) -> None:
+    spec = adapter_spec(tiny_bert, {"name": "dora", "r": 2}, checkpoint_steps=3)
+    spec["stages"].insert(0, {"type": "train", "name": "full", "epochs": 1, "batch_size": 8,
+                              "optimizer": {"name": "adamw", "lr": 3e-3}})
+    spec_file = write_spec(tmp_path, spec)
+    expected = read_json(run_file(spec_file, tmp_path / "reference") / "metrics.json")
+    with pytest.raises(HoneError, match="crash injected"):
+        run_file(spec_file, tmp_path / "run", callbacks=[("crash", CrashInStage("lora", 8))])
+    keys = checkpoint_keys(tmp_path / "run", "stage1-step0000003")
+    assert any("lora_" in k for k in keys) and any(k.endswith("query.base_layer.weight") for k in keys)
+    run_file(spec_file, tmp_path / "run", resume=True)
+    harness = kill_harness()
+    assert harness.comparable(read_json(tmp_path / "run" / "metrics.json")) == harness.comparable(expected)
