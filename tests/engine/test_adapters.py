@@ -132,8 +132,11 @@ def test_an_unknown_target_module_is_refused_before_any_work(tmp_path: Path, tin
     assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "failed"
 
 
-def test_sequence_classification_trains_its_head_through_an_adapter(tmp_path: Path, tiny_bert: Path) -> None:
+def test_sequence_classification_trains_its_head_through_an_adapter(tmp_path: Path, tiny_bert: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from transformers import AutoModelForSequenceClassification
+
+    from tests.engine.test_tasks_end_to_end import predict
 
     sentiment = Path(__file__).resolve().parents[2] / "examples" / "data" / "sentiment-sample.tsv"
     spec = adapter_spec(tiny_bert, {"name": "lora"}, epochs=1)
@@ -142,6 +145,8 @@ def test_sequence_classification_trains_its_head_through_an_adapter(tmp_path: Pa
     run_dir = trained_run(tmp_path, spec)
     assert all("lora_" in k or "classifier.modules_to_save" in k for k in checkpoint_keys(run_dir, "stage0-epoch001"))
     assert AutoModelForSequenceClassification.from_pretrained(run_dir / "model").config.num_labels == 2
+    [result] = predict(run_dir, [{"text": "a great film"}], capsys)  # hone predict serves the merged model
+    assert result["label"] in {"0", "1"} and abs(sum(result["probabilities"].values()) - 1.0) < 1e-5
 
 
 def test_a_llama_takes_peft_default_targets_q_and_v_proj(tmp_path: Path, tiny_llama: Path) -> None:
