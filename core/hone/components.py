@@ -212,3 +212,20 @@ class Runtime(Protocol):
     """Serves an exported model for ``hone predict --runtime``: ``(model, tokenizer, metadata)`` from a folder."""
 
     def load(self, source: Path) -> tuple[Any, Any, dict[str, Any]]: ...
+
+
+class Adapter(Protocol):
+    """Trains a few added weights beside the frozen model (LoRA...); chosen in a train or distill stage's ``adapter:``.
+
+    ``check(model)`` raises ``ValueError`` (what to change) for a model it cannot adapt, in an instant, before any work.
+    ``apply(model)`` returns the model with the adapter added and only the adapter and the task's head trainable;
+    ``trained(model)`` names the tensors of that model's state dict a checkpoint must keep (the rest are the
+    frozen weights the run loads again); ``save(model, folder)`` writes the adapter alone; ``merge(model)`` returns
+    the plain model with the adapter folded into its weights.
+    """
+
+    def check(self, model: Any) -> None: ...
+    def apply(self, model: Any) -> Any: ...
+    def trained(self, model: Any) -> list[str]: ...
+    def save(self, model: Any, folder: Path) -> None: ...
+    def merge(self, model: Any) -> Any: ...

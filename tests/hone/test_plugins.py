@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = {
     "hone.commands": {"command": ["run", "predict", "schema"]},
     "hone.runtimes": {"runtime": ["onnxruntime"]},
     "hone.exporters": {"exporter": ["onnx"]},
+    "hone.adapters": {"adapter": ["lora", "dora"]},
     "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
     "hone.lmeval": {"stage": ["lm-eval"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},

@@ -160,13 +160,20 @@ def _resume(ctx: RunContext, completed: list[int]) -> dict[str, Any] | None:
 
 
 def _model_for_checkpoint(ctx: RunContext, folder: Path) -> Any | None:
-    """The model a checkpoint's weights fit when a stage up to its own replaced the spec's; ``None``: the spec's."""
-    replacing = [i for i, stage in enumerate(ctx.spec.stages) if effect(ctx.host, stage) == "replaces"]
-    if not replacing:
-        return None
-    stage = int(torch.load(folder / TRAINING_STATE, weights_only=True, map_location="cpu")["stage"])
-    earlier = [i for i in replacing if i <= stage]
-    return ctx.host.build("stage", ctx.spec.stages[earlier[-1]]).resume_model(ctx, earlier[-1]) if earlier else None
+    """The model a checkpoint's weights fit when it is not the spec's (``None``): a replacing stage's, up to the
+    checkpoint's own; and for a checkpoint taken inside a stage, the form that stage trains the model in, where its
+    runner defines ``checkpoint_model(ctx, index, model)`` (the model with an adapter, say; ``None``: as it is)."""
+    state = torch.load(folder / TRAINING_STATE, weights_only=True, map_location="cpu")
+    stage, model = int(state["stage"]), None
+    replacing = [i for i, s in enumerate(ctx.spec.stages) if effect(ctx.host, s) == "replaces" and i <= stage]
+    if replacing:
+        model = ctx.host.build("stage", ctx.spec.stages[replacing[-1]]).resume_model(ctx, replacing[-1])
+    runner = None if state["done"] else ctx.host.build("stage", ctx.spec.stages[stage])
+    inside = getattr(runner, "checkpoint_model", None)
+    if inside is not None:
+        adapted = inside(ctx, stage, model if model is not None else ctx.core)
+        model = adapted if adapted is not None else model
+    return model
 
 
 @contextmanager

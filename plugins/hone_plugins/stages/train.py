@@ -19,6 +19,7 @@ from hone.run.context import RunContext
 from hone.run.devices import to_device
 from hone.run.results import plain, scalars, scalars_tree
 
+from hone_plugins.stages import adapting
 from hone_plugins.stages.batching import train_batches
 from hone_plugins.stages.evaluation import evaluate
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
@@ -36,6 +37,12 @@ class Train:
 
     def run(self, ctx: RunContext, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
         return train_stage(ctx, index, self.spec, resume)
+
+    def check(self, ctx: RunContext, index: int) -> None:
+        adapting.check(ctx, index, self.spec)
+
+    def checkpoint_model(self, ctx: RunContext, index: int, model: torch.nn.Module) -> torch.nn.Module | None:
+        return adapting.checkpoint_model(ctx, index, self.spec, model)
 
 
 def train_stage(ctx: RunContext, index: int, stage: TrainStage, resume: dict[str, Any] | None = None,
@@ -68,8 +75,15 @@ class Training:
     def __init__(self, ctx: RunContext, index: int, stage: TrainStage, loss_fn: LossFn | None = None,
                  extra: torch.nn.Module | None = None) -> None:
         self.ctx, self.index, self.stage, self.extra = ctx, index, stage, extra
+        self.adapter = adapting.build(ctx, index, stage)
+        if self.adapter is None:
+            apply_freezing(ctx.core, stage)
+        else:  # frozen but for the adapter and the task's head
+            ctx.model = adapting.adapt(ctx, index, self.adapter, ctx.core)
         self.name, self.core = ctx.stage_names[index], ctx.core
-        apply_freezing(self.core, stage)
+        self.sizes = adapting.sizes(self.core)
+        # checkpoints of an adapter hold it (and the head) alone where the frozen weights load again on resume
+        self.only = self.adapter.trained(self.core) if self.adapter and adapting.only_adapter(ctx, index) else None
         if stage.dropout is not None:
             set_dropout(self.core, stage.dropout)
         self.features = ctx.features["train"]
@@ -113,7 +127,7 @@ class Training:
 
     def run(self) -> dict[str, Any]:
         self.ctx.events.emit("stage_start", stage=self.name, type=self.stage.type, total_steps=self.total_steps,
-                             resumed_at_step=self.step or None)
+                             resumed_at_step=self.step or None, **self.sizes)
         self.ctx.model.train()
         if self.extra is not None:
             self.extra.train()
@@ -128,9 +142,13 @@ class Training:
         restored = bool(stage.early_stopping and stage.early_stopping.restore_best and self.stopper.best is not None)
         if restored:
             self.ctx.restore_best(self.index, self.core)
-        return {"validation": self.last_metrics, "steps": self.step, "early_stopped": stop if self.has_eval else False,
-                "best": self.stopper.best, "restored_best": restored, "skipped_batches": self.skipped,
-                **finish_hooks(self.ctx, self.index, stage, self.core, self.step_hooks)}
+        stopped = stop if self.has_eval else False
+        result = {"validation": self.last_metrics, "steps": self.step, "early_stopped": stopped,
+                  "best": self.stopper.best, "restored_best": restored, "skipped_batches": self.skipped, **self.sizes,
+                  **finish_hooks(self.ctx, self.index, stage, self.core, self.step_hooks)}
+        if self.adapter is not None:  # the run's model goes on as a plain transformers model
+            self.ctx.model = adapting.finish(self.ctx, self.index, self.adapter, self.core)
+        return result
 
     def _train_epoch(self) -> Window:
         ctx, stage = self.ctx, self.stage
@@ -231,5 +249,5 @@ class Training:
             "early_stopping": self.stopper.state(), "rng": rng_state(), "last_metrics": plain(scalars_tree(self.last_metrics)),
             "skipped": self.skipped, **({"extra": self.extra.state_dict()} if self.extra is not None else {}),
         }
-        folder = self.ctx.checkpoints.save(tag, self.core, state)
+        folder = self.ctx.checkpoints.save(tag, self.core, state, self.only)
         self.ctx.events.emit("checkpoint_saved", stage=self.name, epoch=epoch, step=self.step, path=str(folder))
