@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hone.components import Example
 from hone.errors import DataError
@@ -29,6 +30,29 @@ class TableParams(BaseModel):
     completion_column: str | None = Field(None, description="Header name of the completion of the prompt.")
     source_column: str | None = Field(None, description="Header name of the source text (seq2seq).")
     target_column: str | None = Field(None, description="Header name of the target text (seq2seq).")
+    value_map: dict[str, dict[str, str]] = Field(default_factory=dict, description="Header name -> {value: "
+                                                 "replacement}: every value of that column must be listed, e.g. "
+                                                 "{label: {'0': negative, '1': positive}} for a completion column.")
+
+    @field_validator("value_map", mode="before")
+    @classmethod
+    def _string_values(cls, mapping: Any) -> Any:
+        if not isinstance(mapping, Mapping):
+            return mapping
+        pairs = [pair for m in mapping.values() if isinstance(m, Mapping) for pair in m.items()]
+        if any(isinstance(x, bool) for pair in pairs for x in pair):
+            raise ValueError("value_map values and replacements must be strings: quote them (YAML reads yes, no, "
+                             "on, off, true and false as booleans)")
+        # YAML reads `0: negative` with an integer key; the table's values are strings
+        return {c: {str(k): str(v) for k, v in m.items()} if isinstance(m, Mapping) else m for c, m in mapping.items()}
+
+    @model_validator(mode="after")
+    def _mapped_columns_are_read(self) -> TableParams:
+        read = self.columns().values()
+        if unread := sorted(set(self.value_map) - set(read)):
+            raise ValueError(f"value_map names {', '.join(map(repr, unread))}, which the reader does not read; "
+                             f"columns read: {', '.join(read) or 'none'}")
+        return self
 
     def columns(self) -> dict[str, str]:
         """Example key -> header name of every column to read; text and label columns by default only when no
@@ -61,6 +85,7 @@ class TableReader:
         )
         header: list[str] | None = None
         wanted = p.columns()
+        maps = {key: p.value_map[column] for key, column in wanted.items() if column in p.value_map}
         indices: dict[str, int] = {}
         examples: list[Example] = []
         start = 1
@@ -81,6 +106,12 @@ class TableReader:
                 if len(row) != len(header):
                     raise DataError(path, line, f"expected {len(header)} fields (as in the header), got {len(row)}")
                 example: Example = {key: row[index].strip() for key, index in indices.items()}
+                for key, mapping in maps.items():
+                    if example[key] not in mapping:
+                        known = ", ".join(map(repr, mapping))
+                        raise DataError(path, line, f"{example[key]!r} in column {wanted[key]!r} is not in its "
+                                        f"value_map ({known})")
+                    example[key] = mapping[example[key]]
                 if p.label_type == "float" and "label" in example:
                     example["label"] = parse_float(example["label"], path, line)
                 elif example.get("label") == "":

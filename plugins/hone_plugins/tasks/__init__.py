@@ -148,6 +148,7 @@ def register_tasks(register: Register) -> None:
              default_metrics=("accuracy", "f1"))
     register("sequence-regression", sequence_regression_task, SequenceParams, predictions="numbers",
              default_metrics=("mse", "pearson"))
-    register("causal-lm", causal_lm_task, CausalLMParams, predictions="nothing",  # only the loss: perplexity
+    # causal-lm: instruction records (prompt/completion, messages) generate texts; text records only have a loss
+    register("causal-lm", causal_lm_task, CausalLMParams, predictions="texts",
              default_metrics=("perplexity",))
     register("seq2seq", seq2seq_task, Seq2SeqParams, predictions="texts", default_metrics=("rouge",))

@@ -13,7 +13,7 @@ import pytest
 from hone.errors import DataError
 from hone.plugins import load_plugins
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "examples" / "data"
 
 
@@ -270,3 +270,22 @@ def test_sst2_counts(host: Any, shared_data: Path) -> None:
 def test_importing_readers_does_not_import_torch() -> None:
     code = "import sys, hone_plugins.readers; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_value_map_turns_a_columns_values_into_texts(host: Any, tmp_path: Path) -> None:
+    table = write(tmp_path, "sst.tsv", "sentence\tlabel\na fine film\t1\na dull one\t0\n")
+    params = {"prompt_column": "sentence", "completion_column": "label", "value_map": {"label": {0: "negative",
+                                                                                                 1: "positive"}}}
+    examples = reader(host, "tsv", **params).read(table)
+    assert plain(examples) == [{"prompt": "a fine film", "completion": "positive"},
+                               {"prompt": "a dull one", "completion": "negative"}]
+    write(tmp_path, "sst.tsv", "sentence\tlabel\na fine film\t1\na dull one\t2\n")
+    with pytest.raises(DataError, match=r"sst.tsv:3: '2' in column 'label' is not in its value_map \('0', '1'\)"):
+        reader(host, "tsv", **params).read(table)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="value_map names 'stars', which the reader does not read; columns "
+                                              "read: sentence, label"):
+        reader(host, "tsv", value_map={"stars": {"1": "bad"}})
+    with pytest.raises(ValidationError, match="quote them"):
+        reader(host, "tsv", prompt_column="sentence", completion_column="label", value_map={"label": {"1": True}})
