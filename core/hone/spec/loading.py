@@ -16,6 +16,7 @@ from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
 from hone.spec.checks import machine_checks, numbers, spec_checks
 from hone.spec.interpolate import interpolate
+from hone.spec.yaml_hints import explain
 from hone.spec.models import SPEC_DIR, ComponentRef, RunSpec, spec_model
 
 
@@ -64,9 +65,8 @@ def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
     except json.JSONDecodeError as error:
         raise SpecError(str(path), [SpecIssue("", f"invalid JSON: {error.msg}", error.lineno)]) from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise SpecError(str(path), [SpecIssue("", f"invalid YAML: {getattr(error, 'problem', error)}", line)]) from None
+        message, line = explain(error)
+        raise SpecError(str(path), [SpecIssue("", message, line)]) from None
     except RecursionError:
         raise SpecError(str(path), [SpecIssue("", "nested too deeply to be a spec")]) from None
     except _DuplicateKey as error:
