@@ -210,9 +210,13 @@ class Training:
         if self.has_eval:
             saved = predictions_name(self.index, self.name, stage.eval_split, self.epoch) if self.save_predictions else None
             self.last_metrics = evaluate(ctx, stage.eval_split, self.metrics, stage.eval_batch_size or stage.batch_size * 2, saved)
-            ctx.events.emit("evaluation_done", stage=self.name, epoch=self.epoch, step=self.step, split=stage.eval_split,
-                            metrics=scalars(self.last_metrics))
             improved, stop = self.stopper.update(scalars(self.last_metrics))
+            watch = stage.early_stopping
+            ctx.events.emit("evaluation_done", stage=self.name, epoch=self.epoch, step=self.step, split=stage.eval_split,
+                            metrics=scalars(self.last_metrics),
+                            **({"early_stopping": {"metric": watch.metric, "best": self.stopper.best, "improved": improved,
+                                                   "bad_evals": self.stopper.bad_evals, "patience": watch.patience,
+                                                   "stop": stop}} if watch is not None else {}))
             if improved and stage.early_stopping and stage.early_stopping.restore_best and ctx.run_dir is not None and ctx.rank == 0:
                 ctx.save_best(self.index, self.core)
             if self.scheduler.interval == "eval":
