@@ -147,7 +147,7 @@ class Training:
             if (b + 1) % stage.gradient_accumulation_steps and b + 1 != len(batches):
                 progress.advance(loss)
                 continue
-            self._optimizer_step(window)
+            self._optimizer_step(window, last=b + 1 == len(batches) or self.step + 1 >= self.total_steps)
             progress.advance(loss)
             if ctx.interrupted() or (stage.checkpoint_steps and self.step % stage.checkpoint_steps == 0):
                 self._checkpoint(f"stage{self.index}-step{self.step:07d}", self.epoch, b + 1)
@@ -183,8 +183,9 @@ class Training:
         window.epoch_samples += len(indices)
         return value
 
-    def _optimizer_step(self, window: Window) -> None:
-        """Clip, step the optimizer and the scheduler, run the step hooks, log every ``logging_steps``."""
+    def _optimizer_step(self, window: Window, last: bool = False) -> None:
+        """Clip, step the optimizer and the scheduler, run the step hooks, log every ``logging_steps`` and at the
+        epoch's ``last`` step (so a short run's curves have a point per epoch)."""
         if self.stage.max_grad_norm is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.trained, self.stage.max_grad_norm)
@@ -196,7 +197,7 @@ class Training:
         self.step += 1
         for hook in self.step_hooks:
             hook.after_step(self.core, self.step)
-        if self.step % self.stage.logging_steps == 0:
+        if self.step % self.stage.logging_steps == 0 or last:
             elapsed = time.perf_counter() - window.start
             metrics = {**({"loss": window.loss / window.count} if window.count else {}),
                        "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": window.samples / elapsed}
