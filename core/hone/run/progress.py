@@ -48,12 +48,14 @@ def make_progress(quiet: bool) -> Any:
 
 
 class PlainLog:
-    """One line per stage start, epoch and stage end on a stream: progress for logs that are not a terminal."""
+    """One line per stage start, epoch (with its evaluation's metrics) and stage end on a stream, and a line when a
+    stage resumes, stops early or restores its best weights: the run's story, beside progress bars or in a log file."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
         self.loss: dict[str, list[float]] = {}  # the epoch's logged training losses, per stage
         self.evaluated: dict[str, dict[str, Any]] = {}
+        self.watched: dict[str, dict[str, Any]] = {}  # the early-stopping state after the stage's last evaluation
         self.started: dict[str, float] = {}
 
     def _line(self, text: str) -> None:
@@ -67,7 +69,10 @@ class PlainLog:
         stage = str(data.get("stage"))
         self.started[stage] = time.perf_counter()
         steps = f", {data['total_steps']} steps" if data.get("total_steps") else ""
-        self._line(f"[{stage}] {data.get('type', 'stage')} started{steps}")
+        if data.get("resumed_at_step"):
+            self._line(f"[{stage}] {data.get('type', 'stage')} resumed at step {data['resumed_at_step']}{steps.replace(',', ' of', 1)}")
+        else:
+            self._line(f"[{stage}] {data.get('type', 'stage')} started{steps}")
 
     def on_step_end(self, event: str, data: dict[str, Any]) -> None:
         loss = (data.get("metrics") or {}).get("loss")
@@ -76,6 +81,8 @@ class PlainLog:
 
     def on_evaluation_done(self, event: str, data: dict[str, Any]) -> None:
         self.evaluated[str(data.get("stage"))] = {"split": data.get("split"), **(data.get("metrics") or {})}
+        if isinstance(data.get("early_stopping"), dict):
+            self.watched[str(data.get("stage"))] = data["early_stopping"]
 
     def on_epoch_end(self, event: str, data: dict[str, Any]) -> None:
         stage = str(data.get("stage"))
@@ -87,6 +94,10 @@ class PlainLog:
         if isinstance(data.get("samples_per_s"), (int, float)):
             parts.append(f"{data['samples_per_s']:.1f} samples/s")
         self._line(f"[{stage}] epoch {data.get('epoch')} done: " + " · ".join(parts))
+        watch = self.watched.get(stage) or {}
+        if watch.get("stop"):
+            self._line(f"[{stage}] early stopping: {watch.get('metric')} has not improved on {_number(watch.get('best'))} for "
+                       f"{watch.get('bad_evals')} evaluation(s) (patience {watch.get('patience')}); no more epochs")
 
     def on_compression_point(self, event: str, data: dict[str, Any]) -> None:
         shown = {k: v for k, v in data.items() if k not in ("stage", "compressor")}
@@ -97,7 +108,16 @@ class PlainLog:
         seconds = time.perf_counter() - self.started.pop(stage, time.perf_counter())
         results = [f"{split}: {self._scalars(values)}" for split, values in (data.get("result") or {}).items()
                    if isinstance(values, dict) and self._scalars(values)]
+        result = data.get("result") or {}
+        if result.get("restored_best"):
+            metric = (self.watched.get(stage) or {}).get("metric", "the watched metric")
+            self._line(f"[{stage}] restored the best weights ({metric} {_number(result.get('best'))})")
+        self.watched.pop(stage, None)
         self._line(f"[{stage}] done in {seconds:.1f} s" + (" · " + " · ".join(results) if results else ""))
 
     def on_run_end(self, event: str, data: dict[str, Any]) -> None:
         self._line(f"run {data.get('status', 'completed')}")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"

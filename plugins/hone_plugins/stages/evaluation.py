@@ -16,8 +16,10 @@ from hone_plugins.stages.batching import eval_batches
 from hone_plugins.stages.predictions import write_predictions
 
 
-def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int) -> tuple[float, EvalOutput]:
-    """Run the model over ``features``; return the mean loss and predictions in the original order.
+def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int,
+                  description: str = "evaluating") -> tuple[float, EvalOutput]:
+    """Run the model over ``features`` (a progress bar where ``ctx.progress`` makes one); return the mean loss and
+    predictions in the original order.
 
     A task with ``generate`` generates each batch's predictions (after the teacher-forced forward pass that
     gives the loss) instead of decoding the forward pass's outputs."""
@@ -28,27 +30,36 @@ def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int)
     model.eval()
     total_loss, total_weight = 0.0, 0
     slots: list[tuple[int, Any, Any, Any, Any]] = []
-    with torch.inference_mode():
-        for indices in eval_batches([f["length"] for f in features], batch_size):
-            batch = to_device(task.collate([features[i] for i in indices], ctx.tokenizer), ctx.device)
-            outputs = forward(model, batch, ctx.device, ctx.precision)
-            loss = task.loss(outputs, batch)
-            weight = loss_weight(batch["labels"], shift, len(indices))
-            total_loss += float(loss) * weight
-            total_weight += weight
-            if generate is not None:
-                with autocast(ctx.device, ctx.precision):
-                    generated = generate(unwrap(model), batch, ctx.labels)
-                predictions, references = generated[0], generated[1]
-                details = generated[2] if len(generated) > 2 else None
-                scores = None
-            else:
-                predictions, references, scores = task.decode(outputs, batch, ctx.labels)
-                details = None
-            if predictions:
-                for k, i in enumerate(indices):
-                    slots.append((i, predictions[k], references[k], scores[k] if scores else None,
-                                  details[k] if details else None))
+    batches = eval_batches([f["length"] for f in features], batch_size)
+    progress = getattr(ctx, "progress", None)
+    bar = progress(description, len(batches)) if callable(progress) else None
+    try:
+        with torch.inference_mode():
+            for indices in batches:
+                batch = to_device(task.collate([features[i] for i in indices], ctx.tokenizer), ctx.device)
+                outputs = forward(model, batch, ctx.device, ctx.precision)
+                loss = task.loss(outputs, batch)
+                weight = loss_weight(batch["labels"], shift, len(indices))
+                total_loss += float(loss) * weight
+                total_weight += weight
+                if generate is not None:
+                    with autocast(ctx.device, ctx.precision):
+                        generated = generate(unwrap(model), batch, ctx.labels)
+                    predictions, references = generated[0], generated[1]
+                    details = generated[2] if len(generated) > 2 else None
+                    scores = None
+                else:
+                    predictions, references, scores = task.decode(outputs, batch, ctx.labels)
+                    details = None
+                if predictions:
+                    for k, i in enumerate(indices):
+                        slots.append((i, predictions[k], references[k], scores[k] if scores else None,
+                                      details[k] if details else None))
+                if bar is not None:
+                    bar.advance(float(loss))
+    finally:
+        if bar is not None:
+            bar.close()
     model.train(was_training)
     slots.sort(key=lambda slot: slot[0])
     output = EvalOutput(
@@ -103,7 +114,7 @@ def evaluate(ctx: Any, split: str, metrics: Sequence[tuple[str, Any]], batch_siz
              predictions: str | None = None) -> dict[str, Any]:
     """The metrics of the model on ``split``; with ``predictions`` (a name from ``predictions_name``), the
     per-example predictions are also written there in the run directory (by rank 0, where there are any)."""
-    _, output = predict_split(ctx, ctx.features[split], batch_size)
+    _, output = predict_split(ctx, ctx.features[split], batch_size, f"evaluating {split}")
     if predictions is not None and ctx.run_dir is not None and getattr(ctx, "rank", 0) == 0:
         write_predictions(ctx.run_dir, predictions, output)
     host = getattr(ctx, "host", None)

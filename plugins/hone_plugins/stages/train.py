@@ -165,7 +165,7 @@ class Training:
             if (b + 1) % stage.gradient_accumulation_steps and b + 1 != len(batches):
                 progress.advance(loss)
                 continue
-            self._optimizer_step(window)
+            self._optimizer_step(window, last=b + 1 == len(batches) or self.step + 1 >= self.total_steps)
             progress.advance(loss)
             if ctx.interrupted() or (stage.checkpoint_steps and self.step % stage.checkpoint_steps == 0):
                 self._checkpoint(f"stage{self.index}-step{self.step:07d}", self.epoch, b + 1)
@@ -201,8 +201,9 @@ class Training:
         window.epoch_samples += len(indices)
         return value
 
-    def _optimizer_step(self, window: Window) -> None:
-        """Clip, step the optimizer and the scheduler, run the step hooks, log every ``logging_steps``."""
+    def _optimizer_step(self, window: Window, last: bool = False) -> None:
+        """Clip, step the optimizer and the scheduler, run the step hooks, log every ``logging_steps`` and at the
+        epoch's ``last`` step (so a short run's curves have a point per epoch)."""
         if self.stage.max_grad_norm is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.trained, self.stage.max_grad_norm)
@@ -214,7 +215,7 @@ class Training:
         self.step += 1
         for hook in self.step_hooks:
             hook.after_step(self.core, self.step)
-        if self.step % self.stage.logging_steps == 0:
+        if self.step % self.stage.logging_steps == 0 or last:
             elapsed = time.perf_counter() - window.start
             metrics = {**({"loss": window.loss / window.count} if window.count else {}),
                        "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": window.samples / elapsed}
@@ -228,9 +229,13 @@ class Training:
         if self.has_eval:
             saved = predictions_name(self.index, self.name, stage.eval_split, self.epoch) if self.save_predictions else None
             self.last_metrics = evaluate(ctx, stage.eval_split, self.metrics, stage.eval_batch_size or stage.batch_size * 2, saved)
-            ctx.events.emit("evaluation_done", stage=self.name, epoch=self.epoch, step=self.step, split=stage.eval_split,
-                            metrics=scalars(self.last_metrics))
             improved, stop = self.stopper.update(scalars(self.last_metrics))
+            watch = stage.early_stopping
+            ctx.events.emit("evaluation_done", stage=self.name, epoch=self.epoch, step=self.step, split=stage.eval_split,
+                            metrics=scalars(self.last_metrics),
+                            **({"early_stopping": {"metric": watch.metric, "best": self.stopper.best, "improved": improved,
+                                                   "bad_evals": self.stopper.bad_evals, "patience": watch.patience,
+                                                   "stop": stop}} if watch is not None else {}))
             if improved and stage.early_stopping and stage.early_stopping.restore_best and ctx.run_dir is not None and ctx.rank == 0:
                 ctx.save_best(self.index, self.core)
             if self.scheduler.interval == "eval":

@@ -24,7 +24,7 @@ def test_csv_has_one_row_per_run_with_metrics_speed_size_and_cost(tiny_runs: Tin
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["run"] for r in rows] == ["run-a", "run-b", "run-c"]
     assert list(rows[0]) == ["run", "status", "entity_f1", "accuracy", "train_samples_per_s", "eval_examples_per_s",
-                             "parameters", "size_mb", "wall_s"]
+                             "parameters", "nonzero", "size_mb", "wall_s"]
     for row, run_dir in zip(rows, tiny_runs.dirs):
         assert row["status"] == "completed"
         assert float(row["entity_f1"]) == pytest.approx(_final(run_dir, "entity_f1"))
