@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = {
     "hone.exporters": {"exporter": ["onnx"]},
     "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
     "hone.lmeval": {"stage": ["lm-eval"]},
+    "hone.selection": {"command": ["select"], "spec_section": ["selection"], "report_section": ["selection"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 
