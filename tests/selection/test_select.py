@@ -114,3 +114,46 @@ def test_a_changed_budget_does_not_reuse_runs_of_the_old_one(spec_file: Any, tmp
     with pytest.raises(HoneError, match=r"candidate 'full': the spec changed since it was fine-tuned .*fields: stages"):
         select_command(spec, out, quiet=True, report=False)
     assert starts(out / "runs" / "full") == 1
+
+
+def test_a_failing_candidate_is_reported_and_the_others_still_ranked(spec_file: Any, tmp_path: Path, tiny_bert: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()  # a folder, so the spec is valid, but no model in it
+    selection = {**two_candidates(tiny_bert), "candidates": [{"name": "broken", "model": str(tmp_path / "empty")},
+                                                             {"name": "full"}]}
+    out = tmp_path / "out"
+    assert main(["select", str(spec_file(selection)), "--out", str(out), "-q", "--no-report"]) == 2
+    assert "1 of 2 candidates failed (broken); run `hone select` again to retry them" in capsys.readouterr().err
+    rows = ranking(out)
+    assert [(r["rank"], r["candidate"]) for r in rows] == [("1", "full"), ("", "broken")]
+    assert rows[1]["status"].startswith("failed: ") and rows[1]["score"] == ""
+    assert json.loads((out / "selection.json").read_text())["status"] == "failed"
+
+
+def test_killed_and_run_again_a_selection_keeps_its_finished_candidate(spec_file: Any, tmp_path: Path,
+                                                                       tiny_bert: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, spec = tmp_path / "out", spec_file(two_candidates(tiny_bert))
+    command_line = [sys.executable, "-m", "hone", "select", str(spec), "--out", str(out), "-q", "--no-report"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command_line, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    def full_is_complete() -> bool:
+        try:
+            return json.loads((out / "runs" / "full" / "state.json").read_text())["status"] == "completed"
+        except (OSError, ValueError, KeyError):  # not there yet, or caught being replaced
+            return False
+
+    while process.poll() is None and time.monotonic() < deadline and not full_is_complete():
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)  # once the first candidate's run is complete: while it is measured, say
+    process.wait()
+    assert json.loads((out / "selection.json").read_text())["status"] == "running"
+    assert subprocess.run(command_line, env=env, capture_output=True).returncode == 0
+    assert starts(out / "runs" / "full") == 1  # finished: not trained again
+    assert [r["candidate"] for r in ranking(out)] == ["one-layer", "full"]

@@ -32,7 +32,7 @@ def line_of(text: str, fragment: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), start=1) if fragment in line)
 
 
-def test_misspelt_fields_unknown_measures_and_results_get_lines_and_suggestions(tmp_path: Path, tiny_bert: Path) -> None:
+def test_misspelt_fields_and_unknown_measures_get_lines_and_suggestions(tmp_path: Path, tiny_bert: Path) -> None:
     text = spec_text(tiny_bert, """\
   candidates:
     - name: a
@@ -75,7 +75,8 @@ def test_a_duplicate_name_and_a_result_no_stage_reports(tmp_path: Path, tiny_ber
     assert "'entity_f2' is not among the results stage 'test' reports. Did you mean 'test.entity_f1'?" in message
 
 
-def test_cuts_beyond_the_model_missing_folders_and_splits_are_found_before_work(tmp_path: Path, tiny_bert: Path) -> None:
+def test_cuts_beyond_the_model_missing_folders_and_splits_are_found_before_work(tmp_path: Path,
+                                                                                tiny_bert: Path) -> None:
     data = selection_spec(tiny_bert, {
         "candidates": [{"name": "deep", "layers": 3}, {"name": "picked", "model": str(tiny_bert), "layers": [0, 5]},
                        {"name": "gone", "model": "./no-such-model"}],
@@ -94,8 +95,8 @@ def test_cuts_beyond_the_model_missing_folders_and_splits_are_found_before_work(
                                                    "use one of train, validation")
 
 
-def test_hone_select_reports_every_problem_at_file_line_and_trains_nothing(tmp_path: Path, tiny_bert: Path,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_hone_select_reports_problems_at_file_line_and_trains_nothing(tmp_path: Path, tiny_bert: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     selection = two_candidates(tiny_bert)
     selection["objective"]["penalties"] = {"latency_ms": 0.1, "sise_mb": 1}
     data = selection_spec(tiny_bert, selection)
@@ -104,7 +105,8 @@ def test_hone_select_reports_every_problem_at_file_line_and_trains_nothing(tmp_p
     assert main(["select", str(path), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     line = line_of(path.read_text(), "sise_mb")
-    assert f"{path}:{line}: selection.objective.penalties.sise_mb: unknown field 'sise_mb'. Did you mean 'size_mb'?" in error
+    expected = "selection.objective.penalties.sise_mb: unknown field 'sise_mb'. Did you mean 'size_mb'?"
+    assert f"{path}:{line}: {expected}" in error
     assert not (tmp_path / "out").exists()
 
 

@@ -12,6 +12,7 @@ from hone.spec.models import ModelSpec, RunSpec, SpecPaths
 from hone_plugins.selection.spec import Candidate, SelectionSpec
 
 Found = Iterator[tuple[tuple[Any, ...], str]]
+NO_SECTION = "`hone select` needs a `selection:` section: candidates (model sources) and an objective (a metric)"
 
 
 def candidate_model(candidate: Candidate, spec: RunSpec, base: Path) -> ModelSpec:
@@ -67,8 +68,7 @@ def check_selection(file: str | Path, spec: RunSpec) -> None:
     """Report every problem of the spec's selection section at once (path, line, message), or none."""
     selection = getattr(spec, "selection", None)
     if selection is None:
-        raise SpecError(str(file), [SpecIssue("selection", "`hone select` needs a `selection:` section: candidates "
-                                              "(model sources) and an objective (a metric, optional penalties)")])
+        raise SpecError(str(file), [SpecIssue("selection", NO_SECTION)])
     issues = list(selection_issues(spec, selection, Path(file).parent.resolve()))
     if issues:
         data, nodes = read_spec_file(Path(file))

@@ -16,8 +16,9 @@ from hone.errors import HoneError, Interrupted, describe
 from hone.plugins import PluginHost
 from hone.report import load_run
 from hone.run.rundir import SPEC, changed_fields
-from hone.spec.loading import check_ready, check_sections, load_spec
+from hone.spec.loading import SpecError, SpecIssue, check_ready, check_sections, load_spec
 from hone_plugins.selection.candidates import CUT_JSON, Plan, cut_model, measure, plan, timing_examples
+from hone_plugins.selection.check import NO_SECTION
 from hone_plugins.selection.ranking import MARKDOWN, STATE, markdown, read_state, write_ranking
 from hone_plugins.selection.spec import SelectionSpec
 
@@ -108,11 +109,10 @@ def select_command(spec_file: Path, out: Path | None = None, plugins_dirs: Seque
     """The whole of ``hone select``: check everything, then fine-tune, measure and rank each candidate."""
     say: Callable[[str], None] = (lambda _: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     spec, host = load_spec(spec_file, plugins_dirs=list(plugins_dirs))
-    from hone_plugins.selection.check import check_selection
-
-    check_selection(spec_file, spec)  # (before the other sections: a spec without one gets this message)
+    if getattr(spec, "selection", None) is None:
+        raise SpecError(str(spec_file), [SpecIssue("selection", NO_SECTION)])
     check_ready(spec_file, spec)
-    check_sections(spec_file, spec, host)
+    check_sections(spec_file, spec, host)  # the selection's own checks among them
     selection: SelectionSpec = spec.selection  # type: ignore[attr-defined]
     directory = (out or Path(spec.output_dir) / f"{spec.name}-selection").resolve()
     plans = [plan(c, spec, Path(spec_file).parent.resolve(), directory) for c in selection.candidates]
