@@ -157,3 +157,16 @@ def test_killed_and_run_again_a_selection_keeps_its_finished_candidate(spec_file
     assert subprocess.run(command_line, env=env, capture_output=True).returncode == 0
     assert starts(out / "runs" / "full") == 1  # finished: not trained again
     assert [r["candidate"] for r in ranking(out)] == ["one-layer", "full"]
+
+
+def test_a_folder_holding_something_else_or_a_running_selection_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(HoneError, match="already holds something else than a model selection"):
+        command._claim(other)
+    lock = command._claim(tmp_path / "selection")
+    with pytest.raises(HoneError, match="another `hone select` is running on it"):
+        command._claim(tmp_path / "selection")
+    lock.close()
+    command._claim(tmp_path / "selection").close()  # a lone lock file (killed before selection.json) is no obstacle

@@ -27,7 +27,7 @@ LOCK = ".lock"
 
 def _claim(directory: Path) -> IO[str]:
     """Lock the selection directory: one ``hone select`` at a time works in it."""
-    if directory.is_dir() and any(directory.iterdir()) and not (directory / STATE).exists():
+    if directory.is_dir() and any(p.name != LOCK for p in directory.iterdir()) and not (directory / STATE).exists():
         raise HoneError(f"{directory} already holds something else than a model selection: choose another --out")
     directory.mkdir(parents=True, exist_ok=True)
     lock = open(directory / LOCK, "w")
