@@ -170,3 +170,61 @@ def test_a_folder_holding_something_else_or_a_running_selection_is_refused(tmp_p
         command._claim(tmp_path / "selection")
     lock.close()
     command._claim(tmp_path / "selection").close()  # a lone lock file (killed before selection.json) is no obstacle
+
+
+STOP_ONCE = '''
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from hone.hookspecs import hookimpl
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    marker: str
+
+
+class StopOnce:
+    """Ctrl-C as the first stage of the first run ends (once: the marker file remembers)."""
+
+    def __init__(self, marker):
+        self.marker = Path(marker)
+
+    def on_stage_end(self, event, data):
+        if not self.marker.exists():
+            self.marker.write_text("stopped")
+            raise KeyboardInterrupt
+
+
+def stop_once(params, run_dir):
+    return StopOnce(params.marker)
+
+
+@hookimpl
+def register_callbacks(register):
+    register("stop-once", stop_once, Params)
+'''
+
+
+def test_a_candidate_interrupted_mid_run_resumes_where_it_stopped(tmp_path: Path, tiny_bert: Path) -> None:
+    import yaml
+
+    from hone.errors import Interrupted
+
+    from .conftest import selection_spec
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "stop_once.py").write_text(STOP_ONCE)
+    data = selection_spec(tiny_bert, {**two_candidates(tiny_bert), "candidates": [{"name": "full"}]})
+    data.update(plugins_dir=["plugins"], callbacks=[{"name": "stop-once", "marker": str(tmp_path / "stopped")}])
+    spec, out = tmp_path / "selection.yaml", tmp_path / "out"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises((Interrupted, KeyboardInterrupt)):
+        select_command(spec, out, quiet=True, report=False)
+    assert json.loads((out / "runs" / "full" / "state.json").read_text())["completed"] == [0]
+    assert select_command(spec, out, quiet=True, report=False) == 0
+    events = [json.loads(line) for line in (out / "runs" / "full" / "events.jsonl").read_text().splitlines()]
+    assert starts(out / "runs" / "full") == 2  # the run, then its resume
+    assert [e["stage"] for e in events if e["event"] == "stage_start"] == ["all", "test"]  # training ran once
+    assert [r["candidate"] for r in ranking(out)] == ["full"]
