@@ -142,7 +142,8 @@ def select_command(spec_file: Path, out: Path | None = None, plugins_dirs: Seque
                 except Interrupted:
                     raise
                 except HoneError as error:
-                    row = {**state["candidates"][index], "status": "failed", "error": describe(error, 300)}
+                    row = {**{k: v for k, v in state["candidates"][index].items() if k != "measures"},
+                           "status": "failed", "error": describe(error, 300)}
                     say(f"{item.name}: failed: {describe(error, 300)}")
                 state["candidates"][index] = row
                 write_ranking(directory, state)

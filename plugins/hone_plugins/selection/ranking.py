@@ -25,8 +25,9 @@ def score(measures: dict[str, Any], objective: dict[str, Any]) -> float | None:
 
 
 def ranked(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The candidates best first, each with its score and rank (None for one without a result)."""
-    rows = [dict(row, score=score(row.get("measures") or {}, state["objective"])) for row in state["candidates"]]
+    """The candidates best first, each with its score and rank (None for one not measured, or not yet this time)."""
+    rows = [dict(row, score=score(row["measures"], state["objective"]) if row["status"] == "measured" else None)
+            for row in state["candidates"]]
     rows.sort(key=lambda row: (row["score"] is None, -(row["score"] or 0.0)))
     for index, row in enumerate(rows):
         row["rank"] = index + 1 if row["score"] is not None else None
