@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = {
     "hone.adapters": {"adapter": ["lora", "dora"]},
     "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
     "hone.lmeval": {"stage": ["lm-eval"]},
+    "hone.selection": {"command": ["select"], "spec_section": ["selection"], "report_section": ["selection"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 

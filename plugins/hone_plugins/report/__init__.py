@@ -25,7 +25,7 @@ class ReportCommand:
 
 
 def report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="run directory or search directory")
+    parser.add_argument("directory", type=Path, help="run directory, search directory or selection directory")
 
 
 def report_command(params: NoParams) -> ReportCommand:
