@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
@@ -55,6 +56,16 @@ def load_runtime_predictor(source: str, host: PluginHost, runtime: str, task_nam
     return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
 
 
+def precision_scope(model: Any, name: str) -> Any:
+    """The autocast context predictions run in: ``name`` resolved for inference as a run's evaluation resolves it."""
+    import torch
+
+    from hone.run.devices import autocast, inference_precision, pick_precisions
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return autocast(device, inference_precision(pick_precisions(name, device).eval, model))
+
+
 def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(handle, start=1):
         if not line.strip():
@@ -85,12 +96,22 @@ def predict_command(args: argparse.Namespace) -> int:
     if export is not None and runtime == "torch":
         raise HoneError(f"--export {export} picks an exported model for a serving runtime: add --runtime (e.g. onnxruntime); "
                         "--runtime torch serves the run's model/")
+    precision = getattr(args, "precision", "auto")
+    if runtime != "torch" and precision != "auto":
+        raise HoneError(f"--precision {precision} is for --runtime torch; {runtime} runs the exported model as it is")
     model_source = args.source if export is None else str(pick_export(Path(args.source), export))
     host = load_plugins(args.plugins_dir)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        from hone.run.devices import set_threads
+
+        set_threads(threads)
     if runtime == "torch":
         task, model, tokenizer, labels = load_predictor(model_source, host, args.task, args.device)
+        scope = precision_scope(model, precision)
     else:
         task, model, tokenizer, labels = load_runtime_predictor(model_source, host, runtime, args.task)
+        scope = contextlib.nullcontext()
     options = {
         "batch_size": args.batch_size, "threshold": args.threshold,
         "min_span_length": args.min_span_length, "max_new_tokens": args.max_new_tokens,
@@ -102,9 +123,10 @@ def predict_command(args: argparse.Namespace) -> int:
         raise DataError(name, None, f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     try:
-        for start in range(0, len(records), args.batch_size):
-            for result in task.predict(model, tokenizer, records[start : start + args.batch_size], labels, options):
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        with scope:
+            for start in range(0, len(records), args.batch_size):
+                for result in task.predict(model, tokenizer, records[start : start + args.batch_size], labels, options):
+                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
     except ValueError as error:  # a record the task cannot use, e.g. without its "text" key
         raise DataError(name, None, str(error)) from None
     finally:
