@@ -88,6 +88,9 @@ def test_every_stage_reports_its_peak_rss(finished: SimpleNamespace) -> None:
         peak = metrics[stage].get("peak_rss_mb", metrics[stage].get("process_peak_rss_mb"))
         assert isinstance(peak, float) and 10 < peak < 100_000
     assert "peak RSS per stage: fit " in finished.stdout and " MB" in finished.stdout
+    end = next(e for e in read_events(finished.run_dir / "events.jsonl") if e["event"] == "run_end")
+    stages = [metrics[s].get("peak_rss_mb", metrics[s].get("process_peak_rss_mb")) for s in ("fit", "test")]
+    assert end["process_peak_rss_mb"] >= max(stages)
 
 
 def test_gradient_checkpointing_for_a_model_without_it_is_refused_before_any_stage_runs(

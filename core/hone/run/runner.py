@@ -24,7 +24,7 @@ from hone.run.data import load_splits
 from hone.run.devices import cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
 from hone.run.events import EventLog
 from hone.run.loading import encode_splits, load_model, quiet_transformers
-from hone.run.memory import reset_peak_rss, stage_memory
+from hone.run.memory import process_peak_rss_mb, reset_peak_rss, stage_memory
 from hone.run.progress import make_progress
 from hone.run.results import plain, scalars_tree
 from hone.run.rundir import EVENTS, METRICS, STATE, default_run_dir, prepare_run_dir, save_model
@@ -127,7 +127,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             save_model(run_dir, ctx.core, ctx.tokenizer, spec, labels)
         state["status"] = "completed"
         save_state()
-        events.emit("run_end", status="completed", metrics=state["results"])
+        events.emit("run_end", status="completed", metrics=state["results"], process_peak_rss_mb=process_peak_rss_mb())
     return run_dir
 
 

@@ -10,7 +10,7 @@ import torch
 from hone.errors import HoneError
 from hone.run.devices import (Precision, cpu_bf16_units, cpu_flags, eval_precision, inference_precision, pick_precision,
                               pick_precisions, set_threads)
-from hone.run.memory import peak_rss_mb, reset_peak_rss, stage_memory
+from hone.run.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss, stage_memory
 
 CPU = torch.device("cpu")
 X86 = """processor\t: 0
@@ -141,3 +141,4 @@ def test_peak_rss_is_positive_and_a_reset_makes_it_the_stages_own(tmp_path: Path
     assert reset_peak_rss()
     after = stage_memory(True)
     assert set(after) == {"peak_rss_mb"} and 1 < after["peak_rss_mb"] < high - 150
+    assert (process_peak_rss_mb() or 0) >= high  # the process's own peak survives the resets
