@@ -195,7 +195,11 @@ class RunSpec(Strict):
     task: TaskRef  # type: ignore[valid-type]
     data: DataSpec
     device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N or mps.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
+        "auto: bf16 (else fp16) on GPUs; on CPUs with native bf16 (AMX, avx512_bf16) fp32 training and bf16 evaluation; "
+        "fp32 elsewhere. A named precision is used for training and evaluation."))
+    threads: int | None = Field(None, ge=1, description="torch's intra-op threads (default: torch's choice); "
+                                "`hone run --threads` overrides it.")
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
     stages: list[StageSpec] = Field(min_length=1, description="What the run does, in order; `type` picks a stage kind.")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hone.run.progress import PlainLog
-from hone.run.rundir import METRICS
+from hone.run.rundir import METRICS, STATE
 from hone.spec.loading import check_ready, load_spec
 
 
@@ -48,6 +48,23 @@ def compress_summary(result: dict[str, Any]) -> str:
     return f"{result.get('compressor')}: " + " · ".join(parts)
 
 
+def resource_summary(state: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """``precision: train fp32, eval bf16; 2 threads`` and each stage's peak RSS, from state.json and metrics.json."""
+    lines, precision = [], state.get("precision")
+    if isinstance(precision, dict):
+        threads = f"; {state['threads']} threads" if isinstance(state.get("threads"), int) else ""
+        lines.append("precision: " + ", ".join(f"{k} {v}" for k, v in precision.items()) + threads)
+    peaks = []
+    for stage, result in metrics.items():
+        if isinstance(result, dict) and isinstance(peak := result.get("peak_rss_mb"), (int, float)):
+            peaks.append(f"{stage} {peak:.0f} MB")
+        elif isinstance(result, dict) and isinstance(peak := result.get("process_peak_rss_mb"), (int, float)):
+            peaks.append(f"{stage} {peak:.0f} MB (the process's peak so far)")
+    if peaks:
+        lines.append("peak RSS per stage: " + ", ".join(peaks))
+    return lines
+
+
 def run_command(args: argparse.Namespace) -> int:
     spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
     check_ready(args.spec, spec)  # data files, the device: before the run directory is made
@@ -56,8 +73,9 @@ def run_command(args: argparse.Namespace) -> int:
     first_rank = os.environ.get("RANK", "0") == "0"  # a data-parallel launch: only rank 0 logs and reports
     plain = first_rank and not args.quiet  # on a terminal too: each evaluation's metrics, early stopping, resuming
     run_dir = run(spec, host, out=args.out, resume=args.resume, quiet=args.quiet or not sys.stderr.isatty(),
-                  callbacks=[("plain-log", PlainLog(sys.stderr))] if plain else [])
-    for stage, result in json.loads((run_dir / METRICS).read_text()).items():
+                  callbacks=[("plain-log", PlainLog(sys.stderr))] if plain else [], threads=getattr(args, "threads", None))
+    metrics = json.loads((run_dir / METRICS).read_text())
+    for stage, result in metrics.items():
         if isinstance(result, dict) and isinstance(result.get("exporter"), str) and isinstance(result.get("folder"), str):
             print(f"{stage}: {export_summary(run_dir, result)}")
             continue  # its params and check data are no split's results
@@ -70,6 +88,8 @@ def run_command(args: argparse.Namespace) -> int:
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
                 if shown:  # e.g. a compress stage's report of what changed holds no scalar
                     print(f"{stage} [{split}]: {shown}")
+    for line in resource_summary(json.loads((run_dir / STATE).read_text()), metrics):
+        print(line)
     print(f"run directory: {run_dir}")
     if first_rank and not args.no_report:
         from hone_plugins.report.write import try_write_report

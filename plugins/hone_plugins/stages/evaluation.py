@@ -10,7 +10,7 @@ import torch
 from hone.components import EvalOutput
 from hone.errors import ComponentError
 from hone.run.context import unwrap
-from hone.run.devices import autocast, forward, to_device
+from hone.run.devices import autocast, eval_precision, forward, to_device
 
 from hone_plugins.stages.batching import eval_batches
 from hone_plugins.stages.predictions import write_predictions
@@ -27,6 +27,7 @@ def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int,
     generate = getattr(task, "generate", None)
     shift = int(getattr(task, "label_shift", 0) or 0)
     was_training = model.training
+    precision = eval_precision(ctx, model)
     model.eval()
     total_loss, total_weight = 0.0, 0
     slots: list[tuple[int, Any, Any, Any, Any]] = []
@@ -37,13 +38,13 @@ def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int,
         with torch.inference_mode():
             for indices in batches:
                 batch = to_device(task.collate([features[i] for i in indices], ctx.tokenizer), ctx.device)
-                outputs = forward(model, batch, ctx.device, ctx.precision)
+                outputs = forward(model, batch, ctx.device, precision)
                 loss = task.loss(outputs, batch)
                 weight = loss_weight(batch["labels"], shift, len(indices))
                 total_loss += float(loss) * weight
                 total_weight += weight
                 if generate is not None:
-                    with autocast(ctx.device, ctx.precision):
+                    with autocast(ctx.device, precision):
                         generated = generate(unwrap(model), batch, ctx.labels)
                     predictions, references = generated[0], generated[1]
                     details = generated[2] if len(generated) > 2 else None

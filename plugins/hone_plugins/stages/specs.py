@@ -71,6 +71,9 @@ class TrainStage(StageSpec):
     on_nonfinite: Literal["stop", "skip"] = Field(
         "stop", description="A NaN/inf loss: stop the stage (the last good checkpoint is kept) or skip that batch.")
     pruning: GradualPruning | None = Field(None, description="Prune gradually during this stage (made permanent at its end).")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass instead of keeping them: less memory, about a "
+        "third more time per step (the model's gradient_checkpointing_enable, non-reentrant).")
     save_predictions: bool | None = Field(
         None, description="Write each validation's predictions (JSONL, one per example, with the reference) to "
         "predictions/<stage>-<split>-epoch<N>.jsonl in the run directory; default: only for generative tasks.")

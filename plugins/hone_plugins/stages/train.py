@@ -24,7 +24,8 @@ from hone_plugins.stages.batching import train_batches
 from hone_plugins.stages.evaluation import evaluate
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
 from hone_plugins.stages.predictions import predictions_name
-from hone_plugins.stages.setup import EarlyStopper, TrainingError, apply_freezing, decays, param_groups, set_dropout
+from hone_plugins.stages.setup import (EarlyStopper, TrainingError, apply_freezing, check_checkpointing, decays,
+                                      gradient_checkpointing, param_groups, set_dropout)
 from hone_plugins.stages.specs import TrainStage
 
 LossFn = Callable[[torch.nn.Module, dict[str, Any]], torch.Tensor]
@@ -39,7 +40,13 @@ class Train:
         return train_stage(ctx, index, self.spec, resume)
 
     def check(self, ctx: RunContext, index: int) -> None:
+        """Before any stage runs: the adapter fits the model, and gradient checkpointing is refused for a model
+        without it (unless a stage before this one replaces the model, which is then checked when this stage starts)."""
+        from hone.run.runner import effect
+
         adapting.check(ctx, index, self.spec)
+        if self.spec.gradient_checkpointing and all(effect(ctx.host, s) != "replaces" for s in ctx.spec.stages[:index]):
+            check_checkpointing(ctx.core, ctx.stage_names[index])
 
     def checkpoint_model(self, ctx: RunContext, index: int, model: torch.nn.Module) -> torch.nn.Module | None:
         return adapting.checkpoint_model(ctx, index, self.spec, model)
@@ -55,7 +62,8 @@ def train_stage(ctx: RunContext, index: int, stage: TrainStage, resume: dict[str
     training = Training(ctx, index, stage, loss_fn, extra)
     if resume is not None:
         training.resume(resume)
-    return training.run()
+    with gradient_checkpointing(ctx.core, stage.gradient_checkpointing, ctx.stage_names[index]):
+        return training.run()
 
 
 @dataclass
