@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hone.run.progress import PlainLog
 from hone.run.rundir import METRICS, STATE
 from hone.spec.loading import check_ready, load_spec
+
+from hone_plugins.commands.plainlog import PlainLog
 
 
 def export_summary(run_dir: Path, result: dict[str, Any]) -> str:
