@@ -169,9 +169,11 @@ def unreadable(run_dir: Path, cut_last_line_ok: bool) -> list[str]:
 
 
 def comparable(metrics: Any) -> Any:
-    """``metrics`` without wall-clock figures (a compress stage's ``seconds``), which no two runs share."""
+    """``metrics`` without measurements no two runs share: wall-clock figures (a compress stage's ``seconds`` and
+    ``latency_ms``) and each stage's peak RSS (``peak_rss_mb``)."""
     if isinstance(metrics, dict):
-        return {k: comparable(v) for k, v in metrics.items() if "seconds" not in k and not k.endswith("per_s")}
+        return {k: comparable(v) for k, v in metrics.items()
+                if "seconds" not in k and not k.endswith(("per_s", "latency_ms", "rss_mb"))}
     return [comparable(v) for v in metrics] if isinstance(metrics, list) else metrics
 
 
