@@ -129,6 +129,8 @@ def predict_command(args: argparse.Namespace) -> int:
         raise HoneError(f"--export {export} picks an exported model for a serving runtime: add --runtime (e.g. onnxruntime); "
                         "--runtime torch serves the run's model/")
     name, records = read_input(args)
+    if args.output != "-" and not Path(args.output).parent.is_dir():  # found out before the work, not after it
+        raise HoneError(f"--output {args.output}: No such file or directory (no folder {Path(args.output).parent})")
     model_source = args.source if export is None else str(pick_export(Path(args.source), export))
     host = load_plugins(args.plugins_dir)
     if runtime == "torch":
