@@ -7,9 +7,9 @@ Both take any number of teachers (multi-teacher): their logits are averaged, or 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hone.components import Distiller
 from hone.hookspecs import hookimpl
@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 IGNORE_INDEX = -100
 
 
-class LogitsParams(BaseModel):
+class SoftParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alpha: float = Field(0.5, ge=0, le=1, description="Share of the distillation loss; the task loss gets 1 - alpha.")
-    temperature: float = Field(2.0, gt=0, description="Softens both distributions; the KL term is scaled by T^2.")
+    temperature: float = Field(2.0, gt=0, description="Softens both distributions; the divergence is scaled by T^2.")
     teacher_weights: list[float] | None = Field(
         None, min_length=1, description="One weight per teacher (multi-teacher); default: every teacher alike.")
 
@@ -36,15 +36,29 @@ class LogitsParams(BaseModel):
         return weights
 
 
-class HiddenParams(LogitsParams):
+class LogitsParams(SoftParams):
+    loss: Literal["forward-kl", "reverse-kl", "jsd"] = Field(
+        "forward-kl", description="forward-kl: KL(teacher || student), mass-covering (Hinton et al.); reverse-kl: "
+        "KL(student || teacher), mode-seeking (MiniLLM); jsd: generalised Jensen-Shannon with beta (GKD).")
+    beta: float = Field(0.5, gt=0, lt=1, description="jsd only: the teacher's weight in the mixture "
+                        "M = beta * teacher + (1 - beta) * student; loss beta * KL(teacher || M) + (1 - beta) * "
+                        "KL(student || M). 0.5 is the symmetric Jensen-Shannon divergence.")
+
+    @model_validator(mode="after")
+    def _beta_for_jsd(self) -> LogitsParams:
+        if "beta" in self.model_fields_set and self.loss != "jsd":
+            raise ValueError(f"beta applies only to loss: jsd (the loss is {self.loss}): set loss: jsd or remove beta")
+        return self
+
+
+class HiddenParams(SoftParams):
     alpha: float = Field(0.0, ge=0, le=1, description="Share of the logits loss in the output term; the task loss gets 1 - alpha.")
-    temperature: float = Field(1.0, gt=0, description="Temperature of the logits loss (when alpha > 0).")
+    temperature: float = Field(1.0, gt=0, description="Temperature of the logits loss (forward KL; when alpha > 0).")
     beta: float = Field(1.0, ge=0, description="Weight of the hidden-state (and attention) MSE, added to the output term.")
     layer_map: dict[int, int] | None = Field(
         None, description="Student hidden-state index -> teacher's (0: embeddings, i: output of layer i); "
         "default: uniform, student i -> teacher i * T // S.")
     attention: bool = Field(False, description="Also match attention maps of the mapped layers (MSE).")
-
 
 def weights_for(weights: Sequence[float] | None, teachers: int) -> list[float]:
     """Normalised teacher weights; equal when none are given."""
@@ -56,23 +70,60 @@ def weights_for(weights: Sequence[float] | None, teachers: int) -> list[float]:
 
 
 def token_mask(batch: Mapping[str, Any], logits: torch.Tensor) -> torch.Tensor | None:
-    """Positions that count: those whose integer label is not -100 (token tasks); ``None``: all."""
+    """Positions that count: those whose integer label is not -100 (token tasks: the answer tokens of instruction
+    data, a seq2seq target); ``None``: all. With ``batch["_label_shift"]`` (causal LMs: 1) the logits at ``t``
+    are scored against ``labels[t + shift]``, so position ``t`` counts where that label does."""
     labels = batch.get("labels")
     if labels is None or labels.is_floating_point() or tuple(labels.shape) != tuple(logits.shape[:-1]):
         return None
-    return labels.to(logits.device) != IGNORE_INDEX
+    counted = labels.to(logits.device) != IGNORE_INDEX
+    shift = int(batch.get("_label_shift", 0) or 0)
+    if shift and counted.dim() == 2:
+        counted = shifted_left(counted, shift)
+    return counted
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """KL(teacher || student) on temperature-softened logits times T^2, averaged over counted positions."""
+def shifted_left(counted: torch.Tensor, shift: int) -> torch.Tensor:
+    """``counted`` moved ``shift`` positions to the left along its rows, the last ``shift`` positions not counted."""
+    import torch
+
+    return torch.cat([counted[:, shift:], counted.new_zeros(counted.shape[0], min(shift, counted.shape[1]))], dim=1)
+
+
+def divergence(student_log: torch.Tensor, teacher_log: torch.Tensor, loss: str = "forward-kl",
+               beta: float = 0.5) -> torch.Tensor:
+    """Per-position divergence (summed over the last dimension) between two log-probability distributions."""
+    import math
+
+    import torch
     import torch.nn.functional as F
 
+    def kl(p_log: torch.Tensor, q_log: torch.Tensor) -> torch.Tensor:  # KL(p || q)
+        return F.kl_div(q_log, p_log, log_target=True, reduction="none").sum(-1)
+
+    if loss == "forward-kl":
+        return kl(teacher_log, student_log)
+    if loss == "reverse-kl":
+        return kl(student_log, teacher_log)
+    if loss == "jsd":
+        mixture = torch.logsumexp(torch.stack([teacher_log + math.log(beta), student_log + math.log(1 - beta)]), 0)
+        return beta * kl(teacher_log, mixture) + (1 - beta) * kl(student_log, mixture)
+    raise ValueError(f"unknown distillation loss {loss!r}: forward-kl, reverse-kl or jsd")
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, mask: torch.Tensor | None = None,
+            loss: str = "forward-kl", beta: float = 0.5) -> torch.Tensor:
+    """``loss`` (KL(teacher || student) by default) on temperature-softened logits times T^2, averaged over
+    counted positions."""
     s, t = student.float(), teacher.float()
+    if s.shape != t.shape:
+        raise ValueError(f"the student's logits have shape {tuple(s.shape)}, the teacher's {tuple(t.shape)}: their "
+                         "heads must predict the same outputs (labels, or a vocabulary of the same size)")
     if s.shape[-1] == 1:  # a single output (regression) has no distribution to soften: match it directly
         per_position = (s - t).pow(2).squeeze(-1)
     else:
-        kl = F.kl_div((s / temperature).log_softmax(-1), (t / temperature).log_softmax(-1), log_target=True, reduction="none")
-        per_position = kl.sum(-1) * temperature**2  # T^2 keeps the gradients' scale independent of T (Hinton et al.)
+        per_position = divergence((s / temperature).log_softmax(-1), (t / temperature).log_softmax(-1), loss, beta)
+        per_position = per_position * temperature**2  # T^2 keeps the gradients' scale independent of T (Hinton et al.)
     if mask is not None:
         per_position = per_position[mask]
     return per_position.mean() if per_position.numel() else s.sum() * 0.0
@@ -103,13 +154,15 @@ def uniform_map(student_layers: int, teacher_layers: int) -> dict[int, int]:
 
 
 class LogitsDistiller:
-    """alpha * T^2 * KL(teacher || student) + (1 - alpha) * task loss."""
+    """alpha * T^2 * divergence(teacher, student) + (1 - alpha) * task loss (forward KL unless ``loss`` says)."""
 
     needs_hidden_states = False
     needs_attentions = False
 
-    def __init__(self, alpha: float, temperature: float, teacher_weights: Sequence[float] | None = None) -> None:
+    def __init__(self, alpha: float, temperature: float, teacher_weights: Sequence[float] | None = None,
+                 loss: str = "forward-kl", beta: float = 0.5) -> None:
         self.alpha, self.temperature, self.teacher_weights = alpha, temperature, teacher_weights
+        self.divergence, self.jsd_beta = loss, beta
         self.weights: list[float] | None = None
 
     def prepare(self, student: Any, teachers: Sequence[Any]) -> dict[str, Any]:
@@ -124,7 +177,7 @@ class LogitsDistiller:
             return task_loss
         logits = student_outputs.logits
         teacher = mean_logits([o.logits for o in teacher_outputs], self._weights(len(teacher_outputs)))
-        distill = kd_loss(logits, teacher, self.temperature, token_mask(batch, logits))
+        distill = kd_loss(logits, teacher, self.temperature, token_mask(batch, logits), self.divergence, self.jsd_beta)
         return distill if self.alpha == 1 else self.alpha * distill + (1 - self.alpha) * task_loss
 
     def loss(self, student_outputs: Any, teacher_outputs: Sequence[Any], batch: Mapping[str, Any], task_loss: Any) -> Any:
@@ -180,7 +233,7 @@ class HiddenDistiller(LogitsDistiller):
 
 def logits_distiller(params: LogitsParams) -> Distiller:
     """Knowledge distillation on temperature-softened logits, mixed with the task loss (alpha, temperature)."""
-    return LogitsDistiller(params.alpha, params.temperature, params.teacher_weights)
+    return LogitsDistiller(params.alpha, params.temperature, params.teacher_weights, params.loss, params.beta)
 
 
 def hidden_distiller(params: HiddenParams) -> Distiller:

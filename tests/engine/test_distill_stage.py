@@ -16,6 +16,8 @@ from hone.run.events import read_events
 from hone.run.runner import run
 from hone.spec.loading import load_spec
 
+from tests.reproducible import reproducible
+
 from .conftest import ner_spec, write_spec
 
 TEACHER = {"type": "train", "name": "teacher", "epochs": 1, "batch_size": 8, "logging_steps": 1,
@@ -126,7 +128,7 @@ def test_an_interrupted_distill_run_resumes_to_the_same_results(tmp_path: Path, 
         run_spec(tmp_path, spec, "resumed", callbacks=[("interrupt", InterruptAt(stop_in, 4))])
     assert json.loads((tmp_path / "resumed" / "state.json").read_text())["status"] == "interrupted"
     resumed = run_spec(tmp_path, spec, "resumed", resume=True)
-    assert json.loads((resumed / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
+    assert reproducible(json.loads((resumed / "metrics.json").read_text())) == reproducible(json.loads((reference / "metrics.json").read_text()))
     assert _losses(resumed) == _losses(reference)
     from safetensors.torch import load_file
 
@@ -203,7 +205,7 @@ def test_a_pruned_model_recovers_by_learning_from_its_unpruned_original(tmp_path
     with pytest.raises(Interrupted):  # the pruned student comes back from its saved recipe on resume
         run_spec(tmp_path, spec, "resumed", callbacks=[("interrupt", InterruptAt("recover", 4))])
     resumed = run_spec(tmp_path, spec, "resumed", resume=True)
-    assert json.loads((resumed / "metrics.json").read_text()) == metrics
+    assert reproducible(json.loads((resumed / "metrics.json").read_text())) == reproducible(metrics)
     assert _losses(resumed) == _losses(reference)
 
 
@@ -213,3 +215,34 @@ def test_a_distill_stage_needs_a_student_or_a_teacher(tmp_path: Path, tiny_bert:
     stage = {k: v for k, v in DISTILL.items() if k != "student"}
     with pytest.raises(SpecError, match="`student` to train, or a `teacher`"):
         load_spec(write_spec(tmp_path, distill_spec(tiny_bert, stage)))
+
+
+QA = [("john smith lives in", " paris"), ("mary was in", " london"), ("the company is in", " new york"),
+      ("he said the film was", " good"), ("she said the movie was", " bad"), ("reuters said they will", " reject")]
+
+
+def answers_spec(model: Path, data: Path, task: dict[str, Any], student: dict[str, Any], loss: str) -> dict[str, Any]:
+    """A teacher memorises six answers, a one-layer student learns them from its logits alone (alpha 1)."""
+    optimizer = {"name": "adamw", "lr": 1e-2, "weight_decay": 0.0}
+    loop = {"batch_size": 6, "scheduler": "constant", "optimizer": optimizer, "logging_steps": 1,
+            "metrics": ["exact-match"], "dropout": 0.0}
+    return {"name": "answers", "seed": 3, "model": str(model), "task": {**task, "generation": {"max_new_tokens": 4}},
+            "data": {"reader": "jsonl", "train": str(data), "validation": str(data)},
+            "stages": [{"type": "train", "name": "teacher", "epochs": 40, **loop},
+                       {"type": "distill", "name": "distill", "epochs": 40, **loop, "student": student,
+                        "distiller": {"name": "logits", "alpha": 1.0, "temperature": 1.0, "loss": loss}}]}
+
+
+@pytest.mark.parametrize("loss", ["forward-kl", "reverse-kl", "jsd"])
+def test_a_causal_lm_student_learns_the_answers_from_the_teachers_logits(tmp_path: Path, tiny_gpt2: Path,
+                                                                          loss: str) -> None:
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in QA))
+    spec = answers_spec(tiny_gpt2, data, {"name": "causal-lm", "max_length": 24}, {"config": {"n_layer": 1}}, loss)
+    run_dir = run_spec(tmp_path, spec, "run")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    teacher, student = metrics["teacher"]["validation"]["exact_match"], metrics["distill"]["validation"]["exact_match"]
+    assert teacher >= 0.5 and student >= 0.5, (teacher, student)
+    assert metrics["distill"]["student_parameters"] < metrics["distill"]["teacher_parameters"][0]
+    losses = [loss for (stage, _), loss in sorted(_losses(run_dir).items()) if stage == "distill"]
+    assert losses[-1] < losses[0] / 10, losses

@@ -140,3 +140,96 @@ def test_the_distillers_are_registered_plugins() -> None:
     registry = load_plugins().registries
     assert registry.get("distiller", "logits").origin.distribution == "hone-ml"
     assert registry.get("distiller", "tinybert").name == "hidden"
+
+
+P = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64)  # the teacher's probabilities
+Q = torch.tensor([0.3, 0.3, 0.4], dtype=torch.float64)  # the student's
+
+
+def hand_kl(p: torch.Tensor, q: torch.Tensor) -> float:
+    """KL(p || q) = sum p log(p / q), as torch.nn.functional.kl_div computes it (input: log q, target: p)."""
+    by_hand = float((p * (p / q).log()).sum())
+    assert by_hand == pytest.approx(float(torch.nn.functional.kl_div(q.log(), p, reduction="sum")), rel=1e-6)
+    return by_hand
+
+
+@pytest.mark.parametrize(("loss", "expected"), [
+    ("forward-kl", lambda: hand_kl(P, Q)),
+    ("reverse-kl", lambda: hand_kl(Q, P)),
+    ("jsd", lambda: 0.5 * hand_kl(P, 0.5 * P + 0.5 * Q) + 0.5 * hand_kl(Q, 0.5 * P + 0.5 * Q)),
+])
+def test_each_divergence_matches_its_hand_computed_value(loss: str, expected: Any) -> None:
+    distiller = logits_distiller(LogitsParams(alpha=1.0, temperature=1.0, loss=loss))
+    value = float(distiller.loss(out([Q.log().tolist()]), [out([P.log().tolist()])], {}, torch.tensor(0.0)))
+    assert value == pytest.approx(expected(), rel=1e-5)
+
+
+def test_generalised_jsd_weights_the_teacher_by_beta_and_is_symmetric_at_one_half() -> None:
+    for beta in (0.1, 0.9):
+        mixture = beta * P + (1 - beta) * Q
+        expected = beta * hand_kl(P, mixture) + (1 - beta) * hand_kl(Q, mixture)
+        value = float(kd_loss(Q.log()[None], P.log()[None], 1.0, loss="jsd", beta=beta))
+        assert value == pytest.approx(expected, rel=1e-5)
+    # temperature softens both sides and scales by T^2, as for the KL losses
+    softened = (2 * P.log()).softmax(-1), (2 * Q.log()).softmax(-1)  # logits 4 log p at T = 2
+    assert float(kd_loss(4 * Q.log()[None], 4 * P.log()[None], 2.0, loss="jsd")) == pytest.approx(
+        4 * float(kd_loss(softened[1].log()[None], softened[0].log()[None], 1.0, loss="jsd")), rel=1e-5)
+    forward = float(kd_loss(Q.log()[None], P.log()[None], 1.0, loss="jsd"))
+    assert forward == pytest.approx(float(kd_loss(P.log()[None], Q.log()[None], 1.0, loss="jsd")), rel=1e-6)
+    assert 0 < forward < math.log(2)
+
+
+def test_beta_is_refused_outside_jsd_and_outside_0_1() -> None:
+    with pytest.raises(ValidationError, match="beta applies only to loss: jsd"):
+        LogitsParams(beta=0.3)
+    for beta in (0.0, 1.0):
+        with pytest.raises(ValidationError, match="beta"):
+            LogitsParams(loss="jsd", beta=beta)
+    with pytest.raises(ValidationError, match="forward-kl"):
+        LogitsParams(loss="kl")
+
+
+def test_causal_lm_positions_count_where_the_next_label_is_an_answer_token() -> None:
+    torch.manual_seed(0)
+    student, teacher = torch.randn(1, 4, 5), torch.randn(1, 4, 5)
+    batch = {"labels": torch.tensor([[-100, -100, 3, 1]]), "_label_shift": 1}  # the prompt: tokens 0 and 1
+    distiller = logits_distiller(LogitsParams(alpha=1.0, temperature=1.0, loss="reverse-kl"))
+    shifted = float(distiller.loss(out(student), [out(teacher)], batch, torch.tensor(0.0)))
+    # the logits at positions 1 and 2 predict the answer tokens 2 and 3; the last position predicts nothing
+    assert shifted == pytest.approx(float(kd_loss(student[:, 1:3], teacher[:, 1:3], 1.0, loss="reverse-kl")), rel=1e-6)
+    unshifted = float(distiller.loss(out(student), [out(teacher)], {"labels": batch["labels"]}, torch.tensor(0.0)))
+    expected = float(kd_loss(student[:, 2:4], teacher[:, 2:4], 1.0, loss="reverse-kl"))
+    assert unshifted == pytest.approx(expected, rel=1e-6)
+
+
+def test_logits_of_other_widths_are_refused_with_the_reason() -> None:
+    distiller = logits_distiller(LogitsParams(alpha=1.0))
+    with pytest.raises(ValueError, match=r"shape \(1, 2, 4\), the teacher's \(1, 2, 5\)"):
+        distiller.loss(out(torch.zeros(1, 2, 4)), [out(torch.zeros(1, 2, 5))], {}, torch.tensor(0.0))
+
+
+@pytest.mark.parametrize("loss", ["forward-kl", "reverse-kl", "jsd"])
+def test_instruction_data_is_distilled_on_the_completion_tokens_only(tiny_gpt2: Any, loss: str) -> None:
+    """A teacher that disagrees with the student anywhere in the prompt costs nothing; on the answer it does."""
+    from hone.plugins import load_plugins
+
+    task = load_plugins(warn=False).registries.get("task", "causal-lm").build({"max_length": 32})
+    model, tokenizer = task.load(str(tiny_gpt2), [])
+    records = [{"prompt": "john smith lives in", "completion": " paris"},
+               {"prompt": "mary was", "completion": " in london"}]
+    batch = task.collate(task.encode(records, tokenizer, []), tokenizer)
+    batch["_label_shift"] = task.label_shift
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if not k.startswith("_") and k != "labels"}).logits
+    answer = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    answer[:, :-1] = batch["labels"][:, 1:] != -100  # the positions whose next token is a completion token or EOS
+    prompt_ids = tokenizer("john smith lives in")["input_ids"]
+    assert int(answer[0].sum()) == len(tokenizer(" paris", add_special_tokens=False)["input_ids"]) + 1  # and EOS
+    assert not answer[0, : len(prompt_ids) - 2].any()  # no position inside the prompt predicts a prompt token
+    distiller = logits_distiller(LogitsParams(alpha=1.0, loss=loss))
+    outside = logits.clone()
+    outside[~answer] = torch.randn_like(outside[~answer]) * 10
+    assert float(distiller.loss(out(logits), [out(outside)], batch, torch.tensor(0.0))) == pytest.approx(0.0, abs=1e-6)
+    inside = logits.clone()
+    inside[0, int(answer[0].nonzero()[0])] += torch.randn(logits.shape[-1]) * 10
+    assert float(distiller.loss(out(logits), [out(inside)], batch, torch.tensor(0.0))) > 1e-3

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
+from hone.atomic import write_text
 from hone.errors import DataError, HoneError, describe
 from hone.plugins import PluginHost, load_plugins
 from hone.run.loading import LOAD_ERRORS, resolve_source
 from hone.run.rundir import HONE_JSON, MODEL_DIR
 from hone_plugins.exporters.folders import pick_export
+
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
@@ -55,7 +60,19 @@ def load_runtime_predictor(source: str, host: PluginHost, runtime: str, task_nam
     return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
 
 
+def precision_scope(model: Any, name: str) -> Any:
+    """The autocast context predictions run in: ``name`` resolved for inference as a run's evaluation resolves it."""
+    import torch
+
+    from hone.run.devices import autocast, inference_precision, pick_precisions
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return autocast(device, inference_precision(pick_precisions(name, device).eval, model))
+
+
 def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
+    """The input's JSON objects, each with ``_source`` and ``_line`` (as the data readers' examples) so that a task
+    reports a record it cannot use at its file and line."""
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
@@ -69,14 +86,51 @@ def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
             raise DataError(name, number, f"invalid JSON: {error}") from None
         if not isinstance(record, dict):
             raise DataError(name, number, "each line must be a JSON object, e.g. {\"text\": \"...\"}")
-        yield record
+        yield {**record, "_source": name, "_line": number}
+
+
+GENERATION_OPTIONS = ("max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "top_k", "seed", "stop")
+"""Options passed to generative tasks as they are; None leaves the task's own setting."""
+
+
+def prediction_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``options`` every task's ``predict`` receives (each task reads those it knows)."""
+    return {"batch_size": args.batch_size, "threshold": args.threshold, "min_span_length": args.min_span_length,
+            **{name: getattr(args, name, None) for name in GENERATION_OPTIONS}}
+
+
+def read_input(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
+    """The input's name and its records, read before any model is loaded."""
+    if args.input == "-":
+        name, handle = "<stdin>", sys.stdin
+    elif not Path(args.input).is_file():
+        raise HoneError(f"{args.input}: input file not found")
+    else:
+        name, handle = args.input, open(args.input, encoding="utf-8")
+    try:
+        with handle:
+            return name, list(read_records(handle, name))
+    except UnicodeDecodeError as error:
+        raise DataError(name, None, f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def write_results(write: Callable[[str], Any], task: Any, model: Any, tokenizer: Any, records: list[dict[str, Any]],
+                  labels: list[str], options: dict[str, Any], name: str) -> None:
+    """Predict batch by batch, passing each result's JSON line to ``write``."""
+    try:
+        size = options["batch_size"]
+        for start in range(0, len(records), size):
+            for result in task.predict(model, tokenizer, records[start : start + size], labels, options):
+                write(json.dumps(result, ensure_ascii=False) + "\n")
+    except ValidationError as error:  # options the task's settings refuse, e.g. a temperature without sampling
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+        raise HoneError(f"generation options: {problems} (on the command line: --do-sample, --temperature, ...)"
+                        ) from None
+    except ValueError as error:  # a record the task cannot use, e.g. without its "text" key
+        raise DataError(name, None, str(error)) from None
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    source = sys.stdin if args.input == "-" else None
-    name = "<stdin>" if source else args.input
-    if source is None and not Path(args.input).is_file():
-        raise HoneError(f"{args.input}: input file not found")
     if args.batch_size < 1:
         raise HoneError(f"--batch-size must be at least 1, got {args.batch_size}")
     runtime, export = args.runtime, getattr(args, "export", None)
@@ -85,29 +139,30 @@ def predict_command(args: argparse.Namespace) -> int:
     if export is not None and runtime == "torch":
         raise HoneError(f"--export {export} picks an exported model for a serving runtime: add --runtime (e.g. onnxruntime); "
                         "--runtime torch serves the run's model/")
+    precision = getattr(args, "precision", "auto")
+    if runtime != "torch" and precision != "auto":
+        raise HoneError(f"--precision {precision} is for --runtime torch; {runtime} runs the exported model as it is")
+    name, records = read_input(args)
     model_source = args.source if export is None else str(pick_export(Path(args.source), export))
     host = load_plugins(args.plugins_dir)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        from hone.run.devices import set_threads
+
+        set_threads(threads)
     if runtime == "torch":
         task, model, tokenizer, labels = load_predictor(model_source, host, args.task, args.device)
+        scope = precision_scope(model, precision)
     else:
         task, model, tokenizer, labels = load_runtime_predictor(model_source, host, runtime, args.task)
-    options = {
-        "batch_size": args.batch_size, "threshold": args.threshold,
-        "min_span_length": args.min_span_length, "max_new_tokens": args.max_new_tokens,
-    }
-    try:
-        with (source or open(args.input, encoding="utf-8")) as handle:
-            records = list(read_records(handle, name))
-    except UnicodeDecodeError as error:
-        raise DataError(name, None, f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-    try:
-        for start in range(0, len(records), args.batch_size):
-            for result in task.predict(model, tokenizer, records[start : start + args.batch_size], labels, options):
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
-    except ValueError as error:  # a record the task cannot use, e.g. without its "text" key
-        raise DataError(name, None, str(error)) from None
-    finally:
-        if out is not sys.stdout:
-            out.close()
+        scope = contextlib.nullcontext()
+    options = prediction_options(args)
+    if args.output == "-":
+        with scope:
+            write_results(sys.stdout.write, task, model, tokenizer, records, labels, options, name)
+        return 0
+    lines: list[str] = []
+    with scope:
+        write_results(lines.append, task, model, tokenizer, records, labels, options, name)
+    write_text(Path(args.output), "".join(lines))  # every result or, after a failure, the previous file
     return 0

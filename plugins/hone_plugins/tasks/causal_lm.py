@@ -138,10 +138,15 @@ class CausalLM:
         value = record[key]
         if isinstance(value, str) and key != "messages":
             return lm_data.plain_prompt_ids(tokenizer, [value], self.max_length)[0]
+        if key == "text":
+            raise common.record_error(record, index, f"'text' must be a string, got {type(value).__name__}")
         if problem := chat.invalid(value, key):
-            raise ValueError(f"record {index}: {problem}")
+            raise common.record_error(record, index, problem)
         template = chat.template_of(tokenizer, self.chat_template)
-        return chat.prompt_ids(tokenizer, template, value)[-self.max_length :]
+        try:
+            return chat.prompt_ids(tokenizer, template, value)[-self.max_length :]
+        except chat.TemplateFailure as error:  # e.g. roles that must alternate
+            raise common.record_error(record, index, str(error)) from None
 
     def predict(
         self,

@@ -63,13 +63,22 @@ def unknown_label(example: Mapping[str, Any], label: Any, labels: Sequence[str])
     return data_error(example, f"unknown label {label!r}; known labels: {known}")
 
 
+def record_error(record: Mapping[str, Any], index: int, message: str) -> ValueError | DataError:
+    """An error about a record given to ``predict``: at its file and line where its reader kept them (``hone
+    predict`` does), else a ValueError naming its place in the batch."""
+    if record.get("_line") is not None:
+        return data_error(record, message)
+    return ValueError(f"record {index}: {message}")
+
+
 def require(record: Mapping[str, Any], index: int, keys: Sequence[str]) -> str:
-    """The first of ``keys`` present in ``record``; a ValueError naming the record otherwise."""
+    """The first of ``keys`` present in ``record``; a :func:`record_error` otherwise."""
     for key in keys:
         if record.get(key) is not None:
             return key
     expected = " or ".join(repr(k) for k in keys)
-    raise ValueError(f"record {index}: expected key {expected}, got {sorted(record) or 'no keys'}")
+    given = sorted(k for k in record if not k.startswith("_")) or "no keys"
+    raise record_error(record, index, f"expected key {expected}, got {given}")
 
 
 def batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -132,6 +132,14 @@ class Seq2Seq:
                 [postprocess(r, self.postprocess) for r in batch["_reference"]],
                 [{"input": i, "generated": t} for i, t in zip(inputs, texts)])
 
+    @staticmethod
+    def source_of(record: Mapping[str, Any], index: int) -> str:
+        """The text a ``source`` (or ``text``) record generates from."""
+        key = common.require(record, index, ("source", "text"))
+        if not isinstance(record[key], str):
+            raise common.record_error(record, index, f"'{key}' must be a string, got {type(record[key]).__name__}")
+        return record[key]
+
     def predict(
         self,
         model: Any,
@@ -141,7 +149,7 @@ class Seq2Seq:
         options: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
         settings = self.generation.merged(options)
-        sources = [str(r[common.require(r, i, ("source", "text"))]) for i, r in enumerate(records)]
+        sources = [self.source_of(record, index) for index, record in enumerate(records)]
         texts: list[str] = []
         for chunk in common.batched(sources, options.get("batch_size") or 32):
             encoding = tokenizer(list(chunk), truncation=True, max_length=self.max_length, padding=True,
