@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from hone.cli import main
 from hone.errors import Interrupted
-from hone.run.evaluation import predict_split
+from hone_plugins.stages.evaluation import predict_split
 from hone.run.runner import run
 from hone.spec.loading import load_spec
 from hone_plugins.commands.plainlog import PlainLog
 
-from tests.hone.test_generative_evaluation import FEATURES, FakeTask, context
+from tests.hone_plugins.stages.test_generative_evaluation import FEATURES, FakeTask, context
 
 from .conftest import ner_spec, write_spec
 
