@@ -41,7 +41,9 @@ def stage_timings(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def peak_rss_gb() -> float:
     """Peak resident memory of this process and its finished children, in GB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from hone.run.memory import process_peak_rss_mb
+
+    own = (process_peak_rss_mb() or 0.0) * 1e6 / 1024  # hone resets ru_maxrss per stage; this keeps the process's peak
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024 / 1024
 

@@ -62,11 +62,10 @@ def run_spec(teacher: Path, stages: list[dict[str, Any]], args: argparse.Namespa
 def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Test entity F1, size and a forward-pass timer (``_speed``) of a saved model, as `hone predict` loads it."""
     import torch
-
-    from hone_plugins.stages.sizes import model_report
     from hone.run.devices import model_inputs
-    from hone.run.evaluation import compute_metrics, predict_split
     from hone_plugins.commands.predict import load_predictor
+    from hone_plugins.stages.evaluation import compute_metrics, predict_split
+    from hone_plugins.stages.sizes import model_report
 
     task, model, tokenizer, labels = load_predictor(str(model_dir), host, device="cpu")
     saved = yaml.safe_load((model_dir.parent / "spec.yaml").read_text())

@@ -54,8 +54,7 @@ def load(source: Path, host: Any, limit: int | None, data: Path) -> SimpleNamesp
 
 def entity_f1(loaded: SimpleNamespace, host: Any) -> float:
     import torch
-
-    from hone.run.evaluation import compute_metrics, predict_split
+    from hone_plugins.stages.evaluation import compute_metrics, predict_split
 
     ctx = SimpleNamespace(model=loaded.model, task=loaded.task, tokenizer=loaded.tokenizer, device=torch.device("cpu"),
                           precision="fp32", labels=loaded.labels)
@@ -66,7 +65,6 @@ def entity_f1(loaded: SimpleNamespace, host: Any) -> float:
 def speed(loaded: SimpleNamespace, batch_size: int, sentences: int) -> float:
     """Sentences/s of the model's forward pass (fp32, CPU) over test sentences in their order, after one warm-up batch."""
     import torch
-
     from hone.run.devices import model_inputs
 
     features = loaded.features[:sentences]

@@ -36,8 +36,7 @@ def prepare(limit: int | None) -> SimpleNamespace:
 
 def test_f1(data: SimpleNamespace, model: Any, tokenizer: Any) -> float:
     import torch
-
-    from hone.run.evaluation import compute_metrics, predict_split
+    from hone_plugins.stages.evaluation import compute_metrics, predict_split
 
     features = data.task.encode(data.test, tokenizer, data.labels)
     ctx = SimpleNamespace(model=model, task=data.task, tokenizer=tokenizer, device=torch.device("cpu"), precision="fp32", labels=data.labels)

@@ -1,4 +1,4 @@
-"""The ``hone`` command: ``plugins``, ``validate`` and ``schema`` here, every other command from a plugin.
+"""The ``hone`` command: ``plugins`` and ``validate`` here, every other command from a plugin.
 
 Heavy modules (torch, transformers) are imported only by the commands that need them.
 """
@@ -28,7 +28,6 @@ def _parser(host: PluginHost) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("validate", help="check a run spec and report every problem")
     p.add_argument("spec", type=Path)
-    sub.add_parser("schema", help="print the JSON Schema of run specs (with installed plugins' parameters)")
     for command in host.registries["command"]:
         if command.name not in CORE_COMMANDS:
             p = sub.add_parser(command.name, help=command.doc)
@@ -63,14 +62,7 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _schema(args: argparse.Namespace) -> int:
-    from hone.spec.schema import spec_schema
-
-    print(json.dumps(spec_schema(load_plugins(args.plugins_dir, warn=False).registries), indent=2))
-    return 0
-
-
-CORE_COMMANDS = {"plugins": _plugins, "validate": _validate, "schema": _schema}
+CORE_COMMANDS = {"plugins": _plugins, "validate": _validate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,3 +180,52 @@ class Exporter(Protocol):
     def export(self, model: Any, tokenizer: Any, folder: Path, *, task: str | None = None,
                task_params: Mapping[str, Any] | None = None, labels: Sequence[str] | None = None,
                sample_batches: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]: ...
+
+
+class Stage(Protocol):
+    """What a stage kind's factory returns. ``run`` returns the stage's results (JSON-able; they go into metrics.json
+    under the stage's name); ``resume`` is the checkpoint state of this stage when a run continues inside it.
+    An optional ``check(ctx, index)`` raises ``HoneError`` for a run it cannot work with, before any stage runs."""
+
+    def run(self, ctx: Any, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+
+class Command(Protocol):
+    """A ``hone <name>`` command; ``arguments=`` at registration adds its options. ``run`` returns the exit status."""
+
+    def run(self, args: Any) -> int: ...
+
+
+class SpecSection(Protocol):
+    """Checks a plugin's spec section against the whole spec (``hone validate``); raises ``SpecError``."""
+
+    def check(self, spec: Any, host: Any, file: Path) -> None: ...
+
+
+class ReportSection(Protocol):
+    """Contributes sections (``hone.report.Section``) to a run's report."""
+
+    def sections(self, run: Any) -> list[Any]: ...
+
+
+class Runtime(Protocol):
+    """Serves an exported model for ``hone predict --runtime``: ``(model, tokenizer, metadata)`` from a folder."""
+
+    def load(self, source: Path) -> tuple[Any, Any, dict[str, Any]]: ...
+
+
+class Adapter(Protocol):
+    """Trains a few added weights beside the frozen model (LoRA...); chosen in a train or distill stage's ``adapter:``.
+
+    ``check(model)`` raises ``ValueError`` (what to change) for a model it cannot adapt, in an instant, before any work.
+    ``apply(model)`` returns the model with the adapter added and only the adapter and the task's head trainable;
+    ``trained(model)`` names the tensors of that model's state dict a checkpoint must keep (the rest are the
+    frozen weights the run loads again); ``save(model, folder)`` writes the adapter alone; ``merge(model)`` returns
+    the plain model with the adapter folded into its weights.
+    """
+
+    def check(self, model: Any) -> None: ...
+    def apply(self, model: Any) -> Any: ...
+    def trained(self, model: Any) -> list[str]: ...
+    def save(self, model: Any, folder: Path) -> None: ...
+    def merge(self, model: Any) -> Any: ...

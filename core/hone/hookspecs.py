@@ -97,3 +97,8 @@ def register_runtimes(register: Register) -> None:
 @hookspec
 def register_exporters(register: Register) -> None:
     """Register exporters for ``export`` stages: ``factory(params) -> Exporter`` writing a serving folder; ``refuses=`` names compressors."""
+
+
+@hookspec
+def register_adapters(register: Register) -> None:
+    """Register adapters for train and distill stages' ``adapter:``: ``factory(params) -> Adapter`` (LoRA, DoRA...)."""

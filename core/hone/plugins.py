@@ -56,29 +56,31 @@ def _entry_point_plugins(
 ) -> Iterable[tuple[PluginInfo, ModuleType | None]]:
     from stevedore import NamedExtensionManager
 
-    infos: dict[str, PluginInfo] = {}
+    listed: list[PluginInfo] = []
+    infos: dict[str, PluginInfo] = {}  # the enabled plugins by entry-point name
     entry_points: dict[str, importlib.metadata.EntryPoint] = {}
     for ep, dist, version in _entry_points():
         info = PluginInfo(ep.name, ep.value, "entry-point", dist, version)
-        if ep.name in infos:
-            info.status, info.error = "failed", f"entry point name '{ep.name}' is also used by {infos[ep.name].distribution}"
-        elif ep.name in disabled or (dist or "") in disabled:
+        listed.append(info)
+        # disabled first: a plugin whose name clashes can still be switched off, and is then listed disabled
+        if ep.name in disabled or (dist or "") in disabled:
             info.status = "disabled"
         elif allowed is not None and ep.name not in allowed and (dist or "") not in allowed:
             info.status, info.error = "disabled", f"not in {ALLOW_ENV}"
+        elif ep.name in infos:
+            info.status, info.error = "failed", f"entry point name '{ep.name}' is also used by {infos[ep.name].distribution}"
         else:
-            entry_points[ep.name] = ep
-        infos.setdefault(ep.name, info)
-        if info is not infos[ep.name]:
-            yield info, None
+            entry_points[ep.name], infos[ep.name] = ep, info
 
     def on_failure(_manager: Any, ep: importlib.metadata.EntryPoint, error: BaseException) -> None:
         infos[ep.name].status, infos[ep.name].error = "failed", _describe_error(error)
 
-    # Only enabled names are imported, so a broken plugin can be switched off without running it.
+    # Only enabled names are imported, so a broken plugin can be switched off without running it. stevedore loads
+    # every entry point of a name, so a name two distributions use is loaded below from the enabled one only.
+    shared = {name for name in entry_points if sum(info.name == name for info in listed) > 1}
     manager = NamedExtensionManager(
         ENTRY_POINT_GROUP,
-        names=list(entry_points),
+        names=[name for name in entry_points if name not in shared],
         name_order=True,
         on_load_failure_callback=on_failure,
         on_missing_entrypoints_callback=lambda names: None,
@@ -91,8 +93,8 @@ def _entry_point_plugins(
                 modules[name] = ep.load()
             except Exception as error:  # a broken plugin must not take the host down
                 on_failure(None, ep, error)
-    for name, info in infos.items():
-        yield info, modules.get(name)
+    for info in listed:
+        yield info, modules.get(info.name) if infos.get(info.name) is info else None
 
 
 def _directory_plugins(

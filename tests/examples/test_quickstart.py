@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hone.validation import load_spec
+from hone.spec.loading import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "data" / "ner-quickstart"

@@ -89,3 +89,19 @@ def test_the_check_only_counts_mentions_inside_the_hook_reference() -> None:
         "register_metrics",
         "register_readers",
     ]
+
+
+@pytest.mark.parametrize("name", sorted(hooks()))
+def test_every_hook_has_its_details_in_the_hook_reference(name: str) -> None:
+    assert f"- **`{name}`** — `factory(" in hook_reference(CONTRIBUTING.read_text(encoding="utf-8"))
+
+
+def test_contributing_examples_import_hone_only_from_its_public_api() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", CONTRIBUTING.read_text(encoding="utf-8"), flags=re.S)
+    deep = [line.strip() for block in blocks for line in block.splitlines() if re.match(r"\s*(from|import) hone\.", line)]
+    assert blocks and deep == []
+    import hone
+
+    for block in blocks:
+        for names in re.findall(r"^\s*from hone import (.+)$", block, flags=re.M):
+            assert all(hasattr(hone, name.strip()) for name in names.split(",")), names

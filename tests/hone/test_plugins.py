@@ -29,11 +29,13 @@ BUILTIN_PLUGINS = {
     "hone.search": {"command": ["search"], "pruner": ["none", "median", "percentile", "hyperband", "successive-halving"],
                "spec_section": ["search"]},
     "hone.report": {"command": ["report", "compare"]},
-    "hone.commands": {"command": ["run", "predict"]},
+    "hone.commands": {"command": ["run", "predict", "schema"]},
     "hone.runtimes": {"runtime": ["onnxruntime"]},
     "hone.exporters": {"exporter": ["onnx"]},
+    "hone.adapters": {"adapter": ["lora", "dora"]},
     "hone.tasks": {"task": ["token-classification", "sequence-classification", "sequence-regression", "causal-lm", "seq2seq"]},
     "hone.lmeval": {"stage": ["lm-eval"]},
+    "hone.selection": {"command": ["select"], "spec_section": ["selection"], "report_section": ["selection"]},
     "hone.trackers": {"callback": ["jsonl-logger", "tensorboard", "mlflow"]},
 }
 
@@ -417,3 +419,26 @@ def test_plugin_info_as_dict_has_what_hone_plugins_reports(tmp_path: Path) -> No
         "status": "ok",
         "error": None,
     }
+
+
+def test_an_entry_point_name_clash_fails_the_later_plugin_and_disabling_it_lists_it_disabled(
+        install_distribution: DistributionInstaller, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = install_distribution("hone-aaa", TOP_K, entry_point="acme")
+    second = install_distribution("hone-bbb", TOP_K.replace('"top-k"', '"top-k-bis"'), entry_point="acme")
+    with pytest.warns(PluginLoadWarning, match="entry point name 'acme' is also used by hone-"):
+        host = load_plugins()
+    statuses = {info.distribution: info.status for info in host.plugins if info.name == "acme"}
+    assert sorted(statuses.values()) == ["failed", "ok"]  # the first found keeps the name, the other fails
+    metrics = {"hone-aaa": "top-k", "hone-bbb": "top-k-bis"}
+    assert {name for dist, name in metrics.items() if name in host.registries["metric"]} == {
+        metrics[dist] for dist, status in statuses.items() if status == "ok"}
+    sys.modules.pop(first, None), sys.modules.pop(second, None)
+    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "hone-bbb")  # the clashing distribution switched off by name
+    host = load_quietly()
+    statuses = {(info.distribution, info.status, info.error) for info in host.plugins if info.name == "acme"}
+    assert statuses == {("hone-aaa", "ok", None), ("hone-bbb", "disabled", None)}
+    assert second not in sys.modules and first in sys.modules
+    monkeypatch.setenv("HONE_DISABLE_PLUGINS", "hone-aaa")  # or the other one: the later then loads
+    host = load_quietly()
+    assert "top-k-bis" in host.registries["metric"] and "top-k" not in host.registries["metric"]
+    assert_builtins_work(host)

@@ -33,6 +33,8 @@ LIGHT = {
     "compare-non-run-folders": (["compare", ".", "."], {}, 2, "not a hone run directory"),
     "search-missing-spec": (["search", "absent.yaml"], {}, 2, "absent.yaml: 1 problem"),
     "search-bad-workers": (["search", "absent.yaml", "--workers", "abc"], {}, 2, "invalid int value: 'abc'"),
+    "select-missing-spec": (["select", "absent.yaml"], {}, 2, "absent.yaml: 1 problem"),
+    "select-without-a-selection": (["select", "spec.yaml"], {"spec.yaml": SPEC_OK}, 2, "needs a `selection:` section"),
 }
 
 

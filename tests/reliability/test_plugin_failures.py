@@ -9,15 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hone.cli import main
 from hone.components import EvalOutput
 from hone.errors import ComponentError
-from hone.run.evaluation import compute_metrics
-from hone.run.events import read_events
 from hone.plugins import load_plugins
+from hone.run.events import read_events
 from hone.run.runner import run
 from hone.spec.loading import load_spec
+from hone_plugins.stages.evaluation import compute_metrics
 
 from .helpers import ner_spec, read_json, write_plugin, write_spec
 

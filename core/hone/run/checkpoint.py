@@ -66,13 +66,16 @@ class Checkpoints:
     root: Path
     keep: int = 2
 
-    def save(self, tag: str, model: torch.nn.Module, state: dict[str, Any]) -> Path:
+    def save(self, tag: str, model: torch.nn.Module, state: dict[str, Any], only: list[str] | None = None) -> Path:
+        """Write checkpoint ``tag``: the model's weights (only the tensors named in ``only`` if given: an adapter's,
+        say, beside frozen weights the run loads again) and ``state``."""
         final = self.root / tag
         tmp = self.root / f".{tag}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir(parents=True)
-            save_file(state_dict_for_saving(model), str(tmp / WEIGHTS))
+            weights = state_dict_for_saving(model)
+            save_file(weights if only is None else {k: weights[k] for k in only if k in weights}, str(tmp / WEIGHTS))
             torch.save(state, tmp / STATE)
             compressed = write_steps(model, tmp)  # how to rebuild a compressed model before its weights load
             manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE, *([COMPRESSION_JSON] if compressed else []))}

@@ -40,6 +40,8 @@ class RunContext:
     progress: Callable[..., Any]
     rank: int = 0
     world_size: int = 1
+    eval_precision: str | None = None
+    """What evaluation and prediction run at (``precision`` is training's); ``None``: the same as training."""
     _interrupt: list[bool] = field(default_factory=lambda: [False])
 
     @property
@@ -64,7 +66,7 @@ class RunContext:
                 for ref in (refs if refs is not None else self.task.default_metrics)]
 
     def forward(self, model: Any, batch: dict[str, Any], **flags: Any) -> Any:
-        """The model's outputs on a collated batch (labels and ``_`` metadata left out), at the run's precision."""
+        """The model's outputs on a collated batch (labels and ``_`` metadata left out), at the run's training precision."""
         from hone.run.devices import forward
 
         return forward(model, batch, self.device, self.precision, **flags)

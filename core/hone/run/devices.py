@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import random
 import warnings
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -40,24 +42,95 @@ def unavailable(name: str) -> str | None:
     return None
 
 
+class Precision(NamedTuple):
+    """The precision a run trains at and the one it evaluates and predicts at."""
+
+    train: str
+    eval: str
+
+
 def pick_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU and MPS."""
+    """The training precision ``name`` resolves to on ``device`` (see :func:`pick_precisions`)."""
+    return pick_precisions(name, device).train
+
+
+def pick_precisions(name: str, device: torch.device, units: Sequence[str] | None = None) -> Precision:
+    """Training and evaluation precision for ``precision: name``; ``units``: the CPU's bf16 units (default: detected).
+
+    ``auto``: bf16 on GPUs that support it, else fp16; on a CPU with native bf16 (AMX, avx512_bf16) fp32 for
+    training and bf16 autocast for evaluation, which measured 1.9x faster there at the same F1 (training in bf16 is
+    not the default until its F1 on CoNLL is measured: benchmarks/precision.py); fp32 on other CPUs and on MPS.
+    An explicit name is used for both."""
     if name != "auto":
-        if name in ("bf16", "fp16") and device.type == "cpu" and not cpu_has_native_half():
+        if name in ("bf16", "fp16") and device.type == "cpu" and not (cpu_bf16_units() if units is None else units):
             warnings.warn(f"precision {name}: this CPU has no native bf16/fp16 instructions (avx512_bf16, AMX), so "
                           "autocast emulates them and runs several times slower than fp32; use `precision: auto`",
-                          stacklevel=2)
-        return name
+                          stacklevel=3)
+        return Precision(name, name)
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+        half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return Precision(half, half)
+    if device.type == "cpu" and (cpu_bf16_units() if units is None else units):
+        return Precision("fp32", "bf16")
+    return Precision("fp32", "fp32")
+
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+"""/proc/cpuinfo flags of units that compute bf16 matrix products in hardware."""
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU's feature flags as the Linux kernel lists them (those it enabled); ``None`` where there is no such file."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86; ARM says Features
+            return set(value.split())
+    return None
+
+
+def cpu_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """This CPU's native bf16 units (``amx_bf16``, ``avx512_bf16``); ``[]`` where bf16 would be emulated (several
+    times slower than fp32). torch's own checks decide where it has them (its kernels dispatch on them), else the
+    kernel's flags in /proc/cpuinfo."""
+    cpu = getattr(torch, "cpu", None)  # private checks: absent in some torch versions
+    checks = {"amx_bf16": getattr(cpu, "_is_amx_tile_supported", None),
+              "avx512_bf16": getattr(cpu, "_is_avx512_bf16_supported", None)}
+    if all(check is not None for check in checks.values()):
+        return [flag for flag, check in checks.items() if check is not None and check()]
+    flags = cpu_flags(cpuinfo) or set()
+    return [flag for flag in BF16_FLAGS if flag in flags]
 
 
 def cpu_has_native_half() -> bool:
     """Whether this CPU computes bf16 in hardware (avx512_bf16 or AMX); elsewhere autocast emulates it, slowly."""
-    cpu = getattr(torch, "cpu", None)
-    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(check() for check in checks if check is not None)
+    return bool(cpu_bf16_units())
+
+
+def eval_precision(ctx: Any, model: Any = None) -> str:
+    """The precision evaluation of ``model`` runs at: the context's ``eval_precision``, or its one ``precision``."""
+    return inference_precision(getattr(ctx, "eval_precision", None) or ctx.precision, model)
+
+
+def inference_precision(precision: str, model: Any = None) -> str:
+    """``precision`` for inference with ``model``, but fp32 for a model with torch.ao quantized layers, whose
+    kernels take fp32 inputs only (under bf16 autocast they fail)."""
+    if precision != "fp32" and model is not None and any(
+            type(module).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized")) for module in model.modules()):
+        return "fp32"
+    return precision
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (``None``: leave them); return the number in use."""
+    if threads is not None:
+        if threads < 1:
+            raise HoneError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def autocast(device: torch.device, precision: str) -> Any:

@@ -21,9 +21,10 @@ from hone.run.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng
 from hone.run.compressed import read_steps, restore_steps
 from hone.run.context import RunContext
 from hone.run.data import load_splits
-from hone.run.devices import pick_device, pick_precision, seed_everything
+from hone.run.devices import cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
 from hone.run.events import EventLog
 from hone.run.loading import encode_splits, load_model, quiet_transformers
+from hone.run.memory import process_peak_rss_mb, reset_peak_rss, stage_memory
 from hone.run.progress import make_progress
 from hone.run.results import plain, scalars_tree
 from hone.run.rundir import EVENTS, METRICS, STATE, default_run_dir, prepare_run_dir, save_model
@@ -31,8 +32,9 @@ from hone.spec.models import RunSpec, StageSpec
 
 
 def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool = False, quiet: bool = True,
-        callbacks: Sequence[tuple[str, Any]] = ()) -> Path:
-    """Execute every stage of ``spec``; return the run directory. ``callbacks`` adds (name, object) listeners."""
+        callbacks: Sequence[tuple[str, Any]] = (), threads: int | None = None) -> Path:
+    """Execute every stage of ``spec``; return the run directory. ``callbacks`` adds (name, object) listeners;
+    ``threads`` (torch's intra-op threads for this run) overrides the spec's."""
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     run_dir = Path(out) if out is not None else default_run_dir(spec, resume or rank != 0)  # other ranks: rank 0's
     state = prepare_run_dir(spec, host, run_dir, resume) if rank == 0 else {"completed": [], "results": {}}
@@ -55,7 +57,9 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
             write_json(run_dir / STATE, state)
 
     save_state()
+    previous_threads = torch.get_num_threads()
     try:
+        set_threads(threads or spec.threads)
         if writer:
             events.callbacks[:0] = [(ref.name, host.build("callback", ref, run_dir)) for ref in spec.callbacks]
         return _execute(spec, host, run_dir, state, save_state, events, resume, quiet, rank, world_size)
@@ -72,6 +76,8 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
         if culprit:
             raise ComponentError(message) from error
         raise
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, Any], save_state: Callable[[], None],
@@ -80,7 +86,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     quiet_transformers()
     seed_everything(spec.seed)
     device = pick_device(spec.device)
-    precision = pick_precision(spec.precision, device)
+    precision = pick_precisions(spec.precision, device)
     splits = load_splits(spec.data, host, spec.seed)
     task = host.build("task", spec.task)
     model, tokenizer, labels = load_model(spec, task, task.labels_from(splits["train"]) if splits["train"] else [])
@@ -89,15 +95,19 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     if world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     ctx = RunContext(
-        spec, host, run_dir, task, model, tokenizer, labels, features, device, precision, events,
+        spec, host, run_dir, task, model, tokenizer, labels, features, device, precision.train, events,
         Checkpoints(run_dir / "checkpoints") if writer else None, make_progress(quiet or not writer), rank, world_size,
+        eval_precision=precision.eval,
     )
     resume_state = _resume(ctx, state["completed"]) if resume else None
     runners = {i: host.build("stage", stage) for i, stage in enumerate(spec.stages) if i not in state["completed"]}
     for index, runner in runners.items():  # refuse what a stage cannot work with before any stage runs
         if (check := getattr(runner, "check", None)) is not None:
             check(ctx, index)
-    events.emit("run_start", name=spec.name, device=str(device), precision=precision, resumed=resume,
+    state["precision"], state["threads"] = precision._asdict(), torch.get_num_threads()
+    hardware = {"cpu_bf16": cpu_bf16_units()} if device.type == "cpu" else {}  # why `auto` chose as it did
+    events.emit("run_start", name=spec.name, device=str(device), precision=precision._asdict(), resumed=resume,
+                threads=state["threads"], **hardware,
                 torch=torch.__version__, sizes={k: len(v) for k, v in features.items()}, labels=labels, **versions(device))
     with _checkpoint_on_ctrl_c(ctx, writer):
         for index, stage in enumerate(spec.stages):
@@ -117,7 +127,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             save_model(run_dir, ctx.core, ctx.tokenizer, spec, labels)
         state["status"] = "completed"
         save_state()
-        events.emit("run_end", status="completed", metrics=state["results"])
+        events.emit("run_end", status="completed", metrics=state["results"], process_peak_rss_mb=process_peak_rss_mb())
     return run_dir
 
 
@@ -132,7 +142,10 @@ def _run_stage(ctx: RunContext, index: int, stage: StageSpec, runner: Any,
     if resume_state and resume_state["stage"] == index and resume_state["done"] and "result" in resume_state:
         return dict(resume_state["result"])  # killed after the stage's last checkpoint, before state.json recorded it
     partial = resume_state if resume_state and resume_state["stage"] == index and not resume_state["done"] else None
+    reset = reset_peak_rss()
     result = runner.run(ctx, index, partial)
+    if isinstance(result, dict):
+        result = {**result, **stage_memory(reset)}
     if effect(ctx.host, stage) != "keeps" and ctx.checkpoints is not None:
         ctx.checkpoints.save(f"stage{index}-end", ctx.core,
                              {"stage": index, "done": True, "rng": rng_state(), "result": plain(scalars_tree(result))})
@@ -160,13 +173,20 @@ def _resume(ctx: RunContext, completed: list[int]) -> dict[str, Any] | None:
 
 
 def _model_for_checkpoint(ctx: RunContext, folder: Path) -> Any | None:
-    """The model a checkpoint's weights fit when a stage up to its own replaced the spec's; ``None``: the spec's."""
-    replacing = [i for i, stage in enumerate(ctx.spec.stages) if effect(ctx.host, stage) == "replaces"]
-    if not replacing:
-        return None
-    stage = int(torch.load(folder / TRAINING_STATE, weights_only=True, map_location="cpu")["stage"])
-    earlier = [i for i in replacing if i <= stage]
-    return ctx.host.build("stage", ctx.spec.stages[earlier[-1]]).resume_model(ctx, earlier[-1]) if earlier else None
+    """The model a checkpoint's weights fit when it is not the spec's (``None``): a replacing stage's, up to the
+    checkpoint's own; and for a checkpoint taken inside a stage, the form that stage trains the model in, where its
+    runner defines ``checkpoint_model(ctx, index, model)`` (the model with an adapter, say; ``None``: as it is)."""
+    state = torch.load(folder / TRAINING_STATE, weights_only=True, map_location="cpu")
+    stage, model = int(state["stage"]), None
+    replacing = [i for i, s in enumerate(ctx.spec.stages) if effect(ctx.host, s) == "replaces" and i <= stage]
+    if replacing:
+        model = ctx.host.build("stage", ctx.spec.stages[replacing[-1]]).resume_model(ctx, replacing[-1])
+    runner = None if state["done"] else ctx.host.build("stage", ctx.spec.stages[stage])
+    inside = getattr(runner, "checkpoint_model", None)
+    if inside is not None:
+        adapted = inside(ctx, stage, model if model is not None else ctx.core)
+        model = adapted if adapted is not None else model
+    return model
 
 
 @contextmanager

@@ -15,6 +15,8 @@ from hone.errors import HoneError
 from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
 from hone.spec.checks import machine_checks, numbers, spec_checks
+from hone.spec.interpolate import interpolate
+from hone.spec.yaml_hints import explain
 from hone.spec.models import SPEC_DIR, ComponentRef, RunSpec, spec_model
 
 
@@ -39,7 +41,8 @@ class SpecError(HoneError):
 
 
 def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML or JSON (duplicate keys and alias bombs refused); return the data and the YAML node tree used to find lines."""
+    """Parse YAML or JSON (duplicate keys and alias bombs refused), substitute environment variables (``${NAME:-default}``);
+    return the data and the YAML node tree used to find lines."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -62,9 +65,8 @@ def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
     except json.JSONDecodeError as error:
         raise SpecError(str(path), [SpecIssue("", f"invalid JSON: {error.msg}", error.lineno)]) from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise SpecError(str(path), [SpecIssue("", f"invalid YAML: {getattr(error, 'problem', error)}", line)]) from None
+        message, line = explain(error)
+        raise SpecError(str(path), [SpecIssue("", message, line)]) from None
     except RecursionError:
         raise SpecError(str(path), [SpecIssue("", "nested too deeply to be a spec")]) from None
     except _DuplicateKey as error:
@@ -73,6 +75,9 @@ def read_spec_file(path: Path) -> tuple[Any, yaml.Node | None]:
         raise SpecError(str(path), [SpecIssue("", f"cannot parse the spec: {error}")]) from None
     if not isinstance(data, dict):
         raise SpecError(str(path), [SpecIssue("", "a spec must be a mapping of fields (model, task, data, stages, ...)", 1)])
+    data, problems = interpolate(data)
+    if problems:
+        raise SpecError(str(path), [_issue(data, nodes, loc, message) for loc, message in problems])
     return data, nodes
 
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, SerializationInfo, SerializeAsAny, ValidationError, ValidationInfo,
-                      create_model, model_serializer, model_validator)
+                      create_model, field_validator, model_serializer, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hone.registry import Registries, UnknownComponentError
 from hone.spec.results import Catalog, ResultError, Results
 
 
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
+DEVICE_SYNONYMS = {"gpu": "cuda", "nvidia": "cuda", "cuda0": "cuda", "apple": "mps", "metal": "mps", "cpus": "cpu"}
 AS_WRITTEN = "as_written"  # a dump context key: component params as the spec wrote them
 SPEC_DIR = "spec_dir"  # a validation context key: the spec file's folder, where load_spec gives it
 
@@ -52,7 +56,7 @@ class ComponentRef(BaseModel):
             detail = InitErrorDetails(type=PydanticCustomError("unknown_component", str(error)), loc=("name",), input=data["name"])
             raise ValidationError.from_exception_data(cls.__name__, [detail]) from None
         raw = {key: value for key, value in data.items() if key != "name"}
-        return cls.model_construct(name=data["name"], params=strict(component.params).model_validate(raw, context=info.context))
+        return cls.model_construct(name=component.name, params=strict(component.params).model_validate(raw, context=info.context))
 
     @model_serializer(mode="wrap")
     def _flat(self, handler: Any, info: SerializationInfo) -> dict[str, Any]:
@@ -173,6 +177,15 @@ class DataSpec(Strict):
         return self
 
 
+def _device_hint(value: str) -> str:
+    """`` Did you mean 'cuda:1'?`` for ``gpu:1``; ``''`` when nothing is close."""
+    head, colon, index = value.strip().lower().partition(":")
+    close = DEVICE_SYNONYMS.get(head) or next(iter(difflib.get_close_matches(head, ["auto", "cpu", "cuda", "mps"], 1)), None)
+    if close is None:
+        return ""
+    return f" Did you mean '{close}{colon + index if close == 'cuda' and index.isdigit() else ''}'?"
+
+
 class RunSpec(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     seed: int = 42
@@ -181,10 +194,22 @@ class RunSpec(Strict):
     model: ModelSpec
     task: TaskRef  # type: ignore[valid-type]
     data: DataSpec
-    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N or mps.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
+        "auto: bf16 (else fp16) on GPUs; on CPUs with native bf16 (AMX, avx512_bf16) fp32 training and bf16 evaluation; "
+        "fp32 elsewhere. A named precision is used for training and evaluation."))
+    threads: int | None = Field(None, ge=1, description="torch's intra-op threads (default: torch's choice); "
+                                "`hone run --threads` overrides it.")
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
     stages: list[StageSpec] = Field(min_length=1, description="What the run does, in order; `type` picks a stage kind.")
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _known_device(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(DEVICE_PATTERN, value):
+            raise ValueError(f"unknown device '{value}': use auto (a CUDA GPU, else Apple's MPS, else the CPU), cpu, "
+                             f"cuda (the first CUDA GPU), cuda:N (GPU number N) or mps (Apple GPUs).{_device_hint(value)}")
+        return value
 
     @model_validator(mode="after")
     def _known_results(self, info: ValidationInfo) -> RunSpec:

@@ -1,4 +1,4 @@
-"""``hone run`` and ``hone predict``: built-in commands, registered like any plugin's.
+"""``hone run``, ``hone predict`` and ``hone schema``: built-in commands, registered like any plugin's.
 
 Only registrations here (``hone --help`` imports this module); each command imports torch when it runs.
 """
@@ -9,6 +9,17 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 from hone.hookspecs import hookimpl
 from hone.registry import NoParams, Register
@@ -27,6 +38,8 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--no-report", action="store_true", help="do not write report.html / report.md at the end")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="torch's intra-op threads for this run (overrides the spec's `threads`)")
 
 
 def run_command(params: NoParams) -> RunCommand:
@@ -61,6 +74,10 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     generation.add_argument("--stop", action="append", type=non_empty, metavar="TEXT",
                             help="stop string: generation ends at it and the text is cut before it (repeatable)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="torch's intra-op threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="--runtime torch: autocast precision (auto: bf16 on GPUs and on CPUs with native bf16, "
+                        "as a run evaluates; fp32 elsewhere)")
     parser.add_argument("--runtime", default="torch", metavar="NAME",
                         help="torch, or a serving runtime plugin for the run's export, e.g. onnxruntime (the last export in "
                         "RUN_DIR/export/, or an export folder; on the CPU)")
@@ -97,7 +114,24 @@ def predict_command(params: NoParams) -> PredictCommand:
     return PredictCommand()
 
 
+class SchemaCommand:
+    def run(self, args: argparse.Namespace) -> int:
+        import json
+
+        from hone.plugins import load_plugins
+        from hone_plugins.commands.schema import spec_schema
+
+        print(json.dumps(spec_schema(load_plugins(args.plugins_dir, warn=False).registries), indent=2))
+        return 0
+
+
+def schema_command(params: NoParams) -> SchemaCommand:
+    """print the JSON Schema of run specs (with installed plugins' parameters)"""
+    return SchemaCommand()
+
+
 @hookimpl
 def register_commands(register: Register) -> None:
     register("run", run_command, arguments=run_arguments)
     register("predict", predict_command, arguments=predict_arguments)
+    register("schema", schema_command)

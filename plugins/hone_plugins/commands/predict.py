@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -57,6 +58,16 @@ def load_runtime_predictor(source: str, host: PluginHost, runtime: str, task_nam
         raise HoneError(f"{source}: the export does not name its task; pass --task")
     task = host.build("task", {"name": name, **(meta.get("task_params") or {})})
     return task, model, tokenizer, meta.get("labels") or list(getattr(model.config, "id2label", {}).values())
+
+
+def precision_scope(model: Any, name: str) -> Any:
+    """The autocast context predictions run in: ``name`` resolved for inference as a run's evaluation resolves it."""
+    import torch
+
+    from hone.run.devices import autocast, inference_precision, pick_precisions
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return autocast(device, inference_precision(pick_precisions(name, device).eval, model))
 
 
 def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
@@ -128,20 +139,32 @@ def predict_command(args: argparse.Namespace) -> int:
     if export is not None and runtime == "torch":
         raise HoneError(f"--export {export} picks an exported model for a serving runtime: add --runtime (e.g. onnxruntime); "
                         "--runtime torch serves the run's model/")
+    precision = getattr(args, "precision", "auto")
+    if runtime != "torch" and precision != "auto":
+        raise HoneError(f"--precision {precision} is for --runtime torch; {runtime} runs the exported model as it is")
     name, records = read_input(args)
     if args.output != "-" and not Path(args.output).parent.is_dir():  # found out before the work, not after it
         raise HoneError(f"--output {args.output}: No such file or directory (no folder {Path(args.output).parent})")
     model_source = args.source if export is None else str(pick_export(Path(args.source), export))
     host = load_plugins(args.plugins_dir)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        from hone.run.devices import set_threads
+
+        set_threads(threads)
     if runtime == "torch":
         task, model, tokenizer, labels = load_predictor(model_source, host, args.task, args.device)
+        scope = precision_scope(model, precision)
     else:
         task, model, tokenizer, labels = load_runtime_predictor(model_source, host, runtime, args.task)
+        scope = contextlib.nullcontext()
     options = prediction_options(args)
     if args.output == "-":
-        write_results(sys.stdout.write, task, model, tokenizer, records, labels, options, name)
+        with scope:
+            write_results(sys.stdout.write, task, model, tokenizer, records, labels, options, name)
         return 0
     lines: list[str] = []
-    write_results(lines.append, task, model, tokenizer, records, labels, options, name)
+    with scope:
+        write_results(lines.append, task, model, tokenizer, records, labels, options, name)
     write_text(Path(args.output), "".join(lines))  # every result or, after a failure, the previous file
     return 0

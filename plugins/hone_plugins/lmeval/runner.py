@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import torch
 from hone.atomic import write_text
 from hone.errors import HoneError
 from hone.run.context import RunContext
-from hone.run.devices import autocast
+from hone.run.devices import autocast, eval_precision
 from hone_plugins.lmeval import INSTALL, LMEvalStage, installed
 
 CAUSAL_SUFFIXES, SEQ2SEQ_SUFFIXES = ("ForCausalLM", "LMHeadModel"), ("ForConditionalGeneration",)
@@ -107,10 +108,10 @@ class LMEval:
                     self._fewshot(task, ctx.seed)
                 backend = backend_of(model, self.spec.backend)
                 tokenizer, options = scoring_tokenizer(ctx.tokenizer, backend)
-                lm = HFLM(pretrained=model, tokenizer=tokenizer, backend=backend, batch_size=self.spec.batch_size,
-                          max_length=self.spec.max_length, **options)
+                lm = scorer(HFLM)(pretrained=model, tokenizer=tokenizer, backend=backend, batch_size=self.spec.batch_size,
+                                  max_length=self.spec.max_length, **options)
                 torch.manual_seed(ctx.seed * 1000 + index)  # sampled generations (a task's do_sample) repeat run to run
-                with torch.inference_mode(), autocast(ctx.device, ctx.precision):
+                with torch.inference_mode(), autocast(ctx.device, eval_precision(ctx, model)):
                     output = evaluate(lm=lm, task_dict=loaded, limit=self.spec.limit,
                                       bootstrap_iters=self.spec.bootstrap_iters, log_samples=self.spec.log_samples)
         finally:  # the stage keeps the model as it found it, and the RNG the next stages draw from
@@ -138,6 +139,30 @@ class LMEval:
                 "task_versions": dict(output.get("versions") or {})}
 
 
+@functools.cache
+def scorer(hflm: type) -> type:
+    """lm-eval's HFLM whose rolling log-likelihoods score a text's own tokens only: the start token a tokenizer adds
+    ([CLS], BOS) opens the first window as its prefix instead of being one more token to predict."""
+
+    class Scorer(hflm):  # type: ignore[misc, valid-type]
+        _rolling = False
+
+        def loglikelihood_rolling(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            self._rolling = True
+            try:
+                return super().loglikelihood_rolling(requests, disable_tqdm)
+            finally:
+                self._rolling = False
+
+        def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
+                       **kwargs: Any) -> list[int]:
+            if self._rolling and add_special_tokens is None and self.backend == "causal":
+                add_special_tokens = False
+            return super().tok_encode(string, add_special_tokens, left_truncate_len, **kwargs)
+
+    return Scorer
+
+
 def scoring_tokenizer(tokenizer: Any, backend: str) -> tuple[Any, dict[str, Any]]:
     """A copy of the run's tokenizer for lm-eval (which may set its pad token) and HFLM's options for it.
 
@@ -157,10 +182,10 @@ def scoring_tokenizer(tokenizer: Any, backend: str) -> tuple[Any, dict[str, Any]
     plain = scoring("a", add_special_tokens=False)["input_ids"]
     full = scoring("a")["input_ids"]
     start = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), None)
-    if start is None or start + len(plain) == len(full):
-        return scoring, {}  # nothing appended (GPT-2, Llama)
-    prefix = full[:start]
+    prefix = full[:start] if start else []
     options: dict[str, Any] = {"prefix_token_id": prefix[0]} if prefix and scoring.bos_token_id is None else {}
+    if start is None or start + len(plain) == len(full):
+        return scoring, options  # nothing appended (GPT-2, Llama)
     backend_tokenizer = getattr(scoring, "backend_tokenizer", None)
     if backend_tokenizer is None:  # no post-processor to change: encode without special tokens at all
         return scoring, {**options, "add_bos_token": False}

@@ -25,7 +25,7 @@ class ReportCommand:
 
 
 def report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="run directory or search directory")
+    parser.add_argument("directory", type=Path, help="run directory, search directory or selection directory")
 
 
 def report_command(params: NoParams) -> ReportCommand:
@@ -38,6 +38,8 @@ class CompareCommand:
         from hone_plugins.report.compare import compare, plot, render
 
         comparison = compare(args.runs, args.metric)
+        for warning in comparison.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         sys.stdout.write(render(comparison, args.format))
         if args.plot:
             print(f"plot: {plot(comparison, args.plot)}", file=sys.stderr)
@@ -45,7 +47,8 @@ class CompareCommand:
 
 
 def compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                        help="run directories, or search directories (each of their trials is a row)")
     parser.add_argument("--metric", "-m", action="append", default=[], metavar="NAME",
                         help="metric of the final results, or split.NAME / stage.split.NAME (repeatable; default: all)")
     parser.add_argument("--format", "-f", choices=("table", "markdown", "csv"), default="table")

@@ -26,6 +26,14 @@ def png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _steps_axis(ax: Any) -> None:
+    """Whole steps on the x axis (a short run's few steps get no 2.25, 2.5... ticks)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _boundaries(ax: Any, boundaries: Sequence[tuple[int, str]]) -> None:
     if len(boundaries) < 2:
         return
@@ -35,9 +43,13 @@ def _boundaries(ax: Any, boundaries: Sequence[tuple[int, str]]) -> None:
                     fontsize=7, color="#666666")
 
 
+SPARSE = 30  # a series with at most this many points also draws them: one logged point is a visible dot
+
+
 def _plot(ax: Any, series: Series, label: str, color: str, marker: str | None = None) -> None:
     xs, ys = zip(*series)
-    ax.plot(xs, ys, label=label, color=color, marker=marker, markersize=4, linewidth=1.4)
+    marker = marker or ("o" if len(xs) <= SPARSE else None)
+    ax.plot(xs, ys, label=label, color=color, marker=marker, markersize=4 if len(xs) > 1 else 6, linewidth=1.4)
 
 
 def training_curves(steps: Mapping[str, Series], evals: Mapping[str, Mapping[str, Series]],
@@ -63,7 +75,7 @@ def training_curves(steps: Mapping[str, Series], evals: Mapping[str, Mapping[str
             _plot(ax, steps["lr"], "learning rate", COLORS[2])
             ax.set_title("learning rate")
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        ax.set_xlabel("step")
+        _steps_axis(ax)
         ax.grid(alpha=0.3)
         _boundaries(ax, boundaries)
     return png(fig)
@@ -80,7 +92,7 @@ def metric_curves(evals: Mapping[str, Mapping[str, Series]], boundaries: Sequenc
     ax = fig.add_subplot()
     for i, (label, series) in enumerate(lines):
         _plot(ax, series, label, COLORS[i % len(COLORS)], "o")
-    ax.set_xlabel("step")
+    _steps_axis(ax)
     ax.set_title("validation metrics")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncols=2 if len(lines) > 4 else 1)

@@ -33,8 +33,12 @@ def is_search_dir(path: Path) -> bool:
 
 
 def build_report(path: Path) -> tuple[str, str, list[Section]]:
-    """(title, subtitle, sections) for a run directory or a search directory."""
+    """(title, subtitle, sections) for a run directory, a search directory or a model selection's directory."""
     path = Path(path)
+    if (path / "selection.json").exists():
+        from hone_plugins.selection.report import selection_sections
+
+        return selection_sections(path)
     if is_search_dir(path):
         from hone_plugins.report.search import search_sections
 
@@ -45,7 +49,7 @@ def build_report(path: Path) -> tuple[str, str, list[Section]]:
 
 
 def write_report(path: Path) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into ``path`` (a run or search directory)."""
+    """Write ``report.html`` and ``report.md`` into ``path`` (a run, search or selection directory)."""
     path = Path(path)
     title, subtitle, sections = build_report(path)
     write_text(path / HTML_NAME, render_html(title, subtitle, sections))

@@ -9,15 +9,15 @@ import time
 from typing import Any
 
 import torch
-
 from hone.components import CompressionContext
-from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
-from hone.run.devices import to_device
 from hone.errors import ComponentError, HoneError
-from hone.run.evaluation import evaluate
-from hone.run.results import scalars
+from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
 from hone.run.context import RunContext
-from hone_plugins.stages.sizes import model_report
+from hone.run.devices import to_device
+from hone.run.results import scalars
+
+from hone_plugins.stages.evaluation import evaluate
+from hone_plugins.stages.sizes import latency_ms, model_report
 from hone_plugins.stages.specs import CompressStage
 
 
@@ -163,7 +163,7 @@ def compress_stage(ctx: RunContext, index: int, stage: CompressStage) -> dict[st
     metrics = ctx.metrics(stage.metrics)
     context = compression_context(ctx, index, stage.budget_split, metrics, stage.batch_size)
     previous_steps = compression_steps(core)
-    before = model_report(core, layers=False)
+    before = {**model_report(core, layers=False), "latency_ms": latency_ms(ctx, core, stage.budget_split)}
     result: dict[str, Any] = {"compressor": stage.compressor.name}
     if stage.max_drop is None:
         params = stage.compressor.settings()
@@ -175,7 +175,7 @@ def compress_stage(ctx: RunContext, index: int, stage: CompressStage) -> dict[st
     setattr(model, STEPS_ATTRIBUTE, [*previous_steps, {"stage": name, "compressor": stage.compressor.name,
                                                         "params": params, "recipe": recipe}])
     ctx.model = model
-    after = model_report(model)
+    after = {**model_report(model), "latency_ms": latency_ms(ctx, model, stage.budget_split)}
     result.update(params=params, before=before, after=after, changes=changes)
     ctx.events.emit("compression_done", stage=name, compressor=stage.compressor.name, params=params, changes=changes,
                     before=before, after={k: v for k, v in after.items() if k != "layer_sparsity"})

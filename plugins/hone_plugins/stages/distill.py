@@ -19,6 +19,7 @@ from hone.errors import HoneError, describe
 from hone.run.context import RunContext, unwrap
 from hone.run.loading import LOAD_ERRORS, resolve_source
 from hone.run.rundir import HONE_JSON, MODEL_DIR, save_folder
+from hone_plugins.stages import adapting
 from hone_plugins.stages.specs import DistillStage
 from hone_plugins.stages.train import LossFn, train_stage
 
@@ -182,6 +183,12 @@ class Distill:
     def resume_model(self, ctx: RunContext, index: int) -> torch.nn.Module:
         """The student this stage started from: the architecture its checkpoints hold weights for."""
         return load_saved(ctx, index, STUDENT)
+
+    def check(self, ctx: RunContext, index: int) -> None:
+        adapting.check(ctx, index, self.spec)
+
+    def checkpoint_model(self, ctx: RunContext, index: int, model: torch.nn.Module) -> torch.nn.Module | None:
+        return adapting.checkpoint_model(ctx, index, self.spec, model)
 
 
 def distill_stage(ctx: RunContext, index: int, stage: DistillStage, resume: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -6,9 +6,10 @@ from typing import Any
 
 from hone.errors import HoneError
 from hone.run.context import RunContext
-from hone.run.evaluation import evaluate
 from hone.run.results import scalars
-from hone.run.predictions import predictions_name
+
+from hone_plugins.stages.evaluation import evaluate
+from hone_plugins.stages.predictions import predictions_name
 from hone_plugins.stages.specs import EvaluateStage
 
 

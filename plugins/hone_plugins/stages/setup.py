@@ -1,8 +1,11 @@
-"""What a train stage sets up before its first step: frozen parameters, dropout, weight-decay groups, early stopping."""
+"""What a train stage sets up before its first step: frozen parameters, dropout, weight-decay groups, early stopping,
+gradient checkpointing."""
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -81,3 +84,35 @@ class EarlyStopper:
 
     def load(self, state: dict[str, Any]) -> None:
         self.best, self.bad_evals = state["best"], state["bad_evals"]
+
+
+def check_checkpointing(model: Any, stage: str) -> None:
+    """Refuse ``gradient_checkpointing`` for a model that cannot recompute its activations."""
+    if not (getattr(model, "supports_gradient_checkpointing", False) and hasattr(model, "gradient_checkpointing_enable")):
+        raise TrainingError(f"stage '{stage}': gradient_checkpointing: {type(model).__name__} does not support it "
+                            "(it is no transformers model with supports_gradient_checkpointing); remove the option")
+
+
+def is_checkpointing(model: Any) -> bool:
+    name = "is_activation_checkpointing" if hasattr(type(model), "is_activation_checkpointing") else "is_gradient_checkpointing"
+    return bool(getattr(model, name, False))
+
+
+@contextmanager
+def gradient_checkpointing(model: Any, enabled: bool, stage: str) -> Iterator[None]:
+    """While a stage trains: recompute activations in the backward pass (non-reentrant, so frozen inputs and
+    ``torch.no_grad`` parts behave as without it); the model is left as it was found."""
+    if not enabled:
+        yield
+        return
+    check_checkpointing(model, stage)
+    was = is_checkpointing(model)
+    if hasattr(model, "activation_checkpointing_enable"):  # newer transformers 5 name; the old one warns
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        if not was:
+            (getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable)()

@@ -1,7 +1,9 @@
-"""What a model weighs: parameters, non-zero parameters, sparsity per layer, bytes on disk."""
+"""What a model weighs: parameters, non-zero parameters, sparsity per layer, bytes on disk; and how fast it answers."""
 
 from __future__ import annotations
 
+import statistics
+import time
 from typing import Any
 
 import torch
@@ -50,3 +52,34 @@ def model_report(model: torch.nn.Module, layers: bool = True) -> dict[str, Any]:
             for name, module in model.named_modules() if (weight := _weight_of(module)) is not None and weight.numel()
         }
     return report
+
+
+LATENCY_EXAMPLES, LATENCY_WARMUP = 16, 2
+
+
+def latency_ms(ctx: Any, model: torch.nn.Module, split: str) -> float | None:
+    """Median milliseconds of one forward pass on one example (the first examples of ``split``, else of any split),
+    on the run's device and precision, after a warm-up; None without data."""
+    from hone.run.devices import forward, to_device
+
+    features = next((f for f in (ctx.features.get(split), *ctx.features.values()) if f), None)
+    if not features:
+        return None
+    examples = features[:LATENCY_EXAMPLES]
+    was_training, times = model.training, []
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i, feature in enumerate([*examples[:LATENCY_WARMUP], *examples]):
+                batch = to_device(ctx.task.collate([feature], ctx.tokenizer), ctx.device)
+                if ctx.device.type == "cuda":
+                    torch.cuda.synchronize(ctx.device)
+                start = time.perf_counter()
+                forward(model, batch, ctx.device, ctx.precision)
+                if ctx.device.type == "cuda":
+                    torch.cuda.synchronize(ctx.device)
+                if i >= min(LATENCY_WARMUP, len(examples)):
+                    times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return round(statistics.median(times) * 1000, 3)

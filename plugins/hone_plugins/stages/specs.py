@@ -16,7 +16,7 @@ from hone.spec.results import MAXIMIZE, MINIMIZE, Catalog, ResultError, Results,
 if TYPE_CHECKING:
     from hone.spec.models import RunSpec
 
-ExporterRef = ref("exporter")
+ExporterRef, AdapterRef = ref("exporter"), ref("adapter")
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
@@ -71,15 +71,35 @@ class TrainStage(StageSpec):
     on_nonfinite: Literal["stop", "skip"] = Field(
         "stop", description="A NaN/inf loss: stop the stage (the last good checkpoint is kept) or skip that batch.")
     pruning: GradualPruning | None = Field(None, description="Prune gradually during this stage (made permanent at its end).")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass instead of keeping them: less memory, about a "
+        "third more time per step (the model's gradient_checkpointing_enable, non-reentrant).")
     save_predictions: bool | None = Field(
         None, description="Write each validation's predictions (JSONL, one per example, with the reference) to "
         "predictions/<stage>-<split>-epoch<N>.jsonl in the run directory; default: only for generative tasks.")
+    adapter: AdapterRef | None = Field(  # type: ignore[valid-type]
+        None, description="Train an adapter instead of the whole model, e.g. {name: lora, r: 8, alpha: 16}: the model "
+        "is frozen, the adapter and the task's new head train; at the stage's end the adapter is saved to "
+        "adapter/<stage>/ and merged into the model.")
+
+    @model_validator(mode="after")
+    def _adapter_alone(self) -> TrainStage:
+        if self.adapter is not None:
+            clash = [name for name in ("freeze", "train_only", "pruning") if getattr(self, name)]
+            if clash:
+                raise ValueError(f"`adapter` trains only the adapter and the task's head, so {' and '.join(clash)} "
+                                 "cannot apply; leave them out, or name extra modules in the adapter's "
+                                 "`modules_to_save`")
+        return self
 
     def data_splits(self) -> list[str]:
         return ["train", *([self.eval_split] if self.early_stopping else [])]
 
     def results(self, catalog: Catalog) -> Results:
-        return catalog.metrics(self.metrics).under("validation") | Results({"steps": None, "skipped_batches": MINIMIZE})
+        sizes = Results({"trainable_parameters": None, "total_parameters": None, "trainable_fraction": None})
+        found = catalog.metrics(self.metrics).under("validation") | Results({"steps": None,
+                                                                              "skipped_batches": MINIMIZE})
+        return found | sizes
 
     def resolve(self, catalog: Catalog) -> TrainStage:
         if self.early_stopping is None:

@@ -13,17 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from hone.errors import Interrupted
-from hone.run.batching import train_batches
 from hone.run.checkpoint import rng_state, set_rng_state
 from hone.run.context import RunContext
 from hone.run.devices import to_device
-from hone.run.evaluation import evaluate
-from hone.run.predictions import predictions_name
 from hone.run.results import plain, scalars, scalars_tree
+
+from hone_plugins.stages import adapting
+from hone_plugins.stages.batching import train_batches
+from hone_plugins.stages.evaluation import evaluate
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
-from hone_plugins.stages.setup import EarlyStopper, TrainingError, apply_freezing, decays, param_groups, set_dropout
+from hone_plugins.stages.predictions import predictions_name
+from hone_plugins.stages.setup import (EarlyStopper, TrainingError, apply_freezing, check_checkpointing, decays,
+                                      gradient_checkpointing, param_groups, set_dropout)
 from hone_plugins.stages.specs import TrainStage
 
 LossFn = Callable[[torch.nn.Module, dict[str, Any]], torch.Tensor]
@@ -37,6 +39,18 @@ class Train:
     def run(self, ctx: RunContext, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
         return train_stage(ctx, index, self.spec, resume)
 
+    def check(self, ctx: RunContext, index: int) -> None:
+        """Before any stage runs: the adapter fits the model, and gradient checkpointing is refused for a model
+        without it (unless a stage before this one replaces the model, which is then checked when this stage starts)."""
+        from hone.run.runner import effect
+
+        adapting.check(ctx, index, self.spec)
+        if self.spec.gradient_checkpointing and all(effect(ctx.host, s) != "replaces" for s in ctx.spec.stages[:index]):
+            check_checkpointing(ctx.core, ctx.stage_names[index])
+
+    def checkpoint_model(self, ctx: RunContext, index: int, model: torch.nn.Module) -> torch.nn.Module | None:
+        return adapting.checkpoint_model(ctx, index, self.spec, model)
+
 
 def train_stage(ctx: RunContext, index: int, stage: TrainStage, resume: dict[str, Any] | None = None,
                 loss_fn: LossFn | None = None, extra: torch.nn.Module | None = None) -> dict[str, Any]:
@@ -48,7 +62,8 @@ def train_stage(ctx: RunContext, index: int, stage: TrainStage, resume: dict[str
     training = Training(ctx, index, stage, loss_fn, extra)
     if resume is not None:
         training.resume(resume)
-    return training.run()
+    with gradient_checkpointing(ctx.core, stage.gradient_checkpointing, ctx.stage_names[index]):
+        return training.run()
 
 
 @dataclass
@@ -68,8 +83,15 @@ class Training:
     def __init__(self, ctx: RunContext, index: int, stage: TrainStage, loss_fn: LossFn | None = None,
                  extra: torch.nn.Module | None = None) -> None:
         self.ctx, self.index, self.stage, self.extra = ctx, index, stage, extra
+        self.adapter = adapting.build(ctx, index, stage)
+        if self.adapter is None:
+            apply_freezing(ctx.core, stage)
+        else:  # frozen but for the adapter and the task's head
+            ctx.model = adapting.adapt(ctx, index, self.adapter, ctx.core)
         self.name, self.core = ctx.stage_names[index], ctx.core
-        apply_freezing(self.core, stage)
+        self.sizes = adapting.sizes(self.core)
+        # checkpoints of an adapter hold it (and the head) alone where the frozen weights load again on resume
+        self.only = self.adapter.trained(self.core) if self.adapter and adapting.only_adapter(ctx, index) else None
         if stage.dropout is not None:
             set_dropout(self.core, stage.dropout)
         self.features = ctx.features["train"]
@@ -113,7 +135,7 @@ class Training:
 
     def run(self) -> dict[str, Any]:
         self.ctx.events.emit("stage_start", stage=self.name, type=self.stage.type, total_steps=self.total_steps,
-                             resumed_at_step=self.step or None)
+                             resumed_at_step=self.step or None, **self.sizes)
         self.ctx.model.train()
         if self.extra is not None:
             self.extra.train()
@@ -128,9 +150,13 @@ class Training:
         restored = bool(stage.early_stopping and stage.early_stopping.restore_best and self.stopper.best is not None)
         if restored:
             self.ctx.restore_best(self.index, self.core)
-        return {"validation": self.last_metrics, "steps": self.step, "early_stopped": stop if self.has_eval else False,
-                "best": self.stopper.best, "restored_best": restored, "skipped_batches": self.skipped,
-                **finish_hooks(self.ctx, self.index, stage, self.core, self.step_hooks)}
+        stopped = stop if self.has_eval else False
+        result = {"validation": self.last_metrics, "steps": self.step, "early_stopped": stopped,
+                  "best": self.stopper.best, "restored_best": restored, "skipped_batches": self.skipped, **self.sizes,
+                  **finish_hooks(self.ctx, self.index, stage, self.core, self.step_hooks)}
+        if self.adapter is not None:  # the run's model goes on as a plain transformers model
+            self.ctx.model = adapting.finish(self.ctx, self.index, self.adapter, self.core)
+        return result
 
     def _train_epoch(self) -> Window:
         ctx, stage = self.ctx, self.stage
@@ -147,7 +173,7 @@ class Training:
             if (b + 1) % stage.gradient_accumulation_steps and b + 1 != len(batches):
                 progress.advance(loss)
                 continue
-            self._optimizer_step(window)
+            self._optimizer_step(window, last=b + 1 == len(batches) or self.step + 1 >= self.total_steps)
             progress.advance(loss)
             if ctx.interrupted() or (stage.checkpoint_steps and self.step % stage.checkpoint_steps == 0):
                 self._checkpoint(f"stage{self.index}-step{self.step:07d}", self.epoch, b + 1)
@@ -183,8 +209,9 @@ class Training:
         window.epoch_samples += len(indices)
         return value
 
-    def _optimizer_step(self, window: Window) -> None:
-        """Clip, step the optimizer and the scheduler, run the step hooks, log every ``logging_steps``."""
+    def _optimizer_step(self, window: Window, last: bool = False) -> None:
+        """Clip, step the optimizer and the scheduler, run the step hooks, log every ``logging_steps`` and at the
+        epoch's ``last`` step (so a short run's curves have a point per epoch)."""
         if self.stage.max_grad_norm is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.trained, self.stage.max_grad_norm)
@@ -196,7 +223,7 @@ class Training:
         self.step += 1
         for hook in self.step_hooks:
             hook.after_step(self.core, self.step)
-        if self.step % self.stage.logging_steps == 0:
+        if self.step % self.stage.logging_steps == 0 or last:
             elapsed = time.perf_counter() - window.start
             metrics = {**({"loss": window.loss / window.count} if window.count else {}),
                        "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": window.samples / elapsed}
@@ -210,9 +237,13 @@ class Training:
         if self.has_eval:
             saved = predictions_name(self.index, self.name, stage.eval_split, self.epoch) if self.save_predictions else None
             self.last_metrics = evaluate(ctx, stage.eval_split, self.metrics, stage.eval_batch_size or stage.batch_size * 2, saved)
-            ctx.events.emit("evaluation_done", stage=self.name, epoch=self.epoch, step=self.step, split=stage.eval_split,
-                            metrics=scalars(self.last_metrics))
             improved, stop = self.stopper.update(scalars(self.last_metrics))
+            watch = stage.early_stopping
+            ctx.events.emit("evaluation_done", stage=self.name, epoch=self.epoch, step=self.step, split=stage.eval_split,
+                            metrics=scalars(self.last_metrics),
+                            **({"early_stopping": {"metric": watch.metric, "best": self.stopper.best, "improved": improved,
+                                                   "bad_evals": self.stopper.bad_evals, "patience": watch.patience,
+                                                   "stop": stop}} if watch is not None else {}))
             if improved and stage.early_stopping and stage.early_stopping.restore_best and ctx.run_dir is not None and ctx.rank == 0:
                 ctx.save_best(self.index, self.core)
             if self.scheduler.interval == "eval":
@@ -231,5 +262,5 @@ class Training:
             "early_stopping": self.stopper.state(), "rng": rng_state(), "last_metrics": plain(scalars_tree(self.last_metrics)),
             "skipped": self.skipped, **({"extra": self.extra.state_dict()} if self.extra is not None else {}),
         }
-        folder = self.ctx.checkpoints.save(tag, self.core, state)
+        folder = self.ctx.checkpoints.save(tag, self.core, state, self.only)
         self.ctx.events.emit("checkpoint_saved", stage=self.name, epoch=epoch, step=self.step, path=str(folder))

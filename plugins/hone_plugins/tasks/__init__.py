@@ -142,13 +142,15 @@ def seq2seq_task(params: Seq2SeqParams) -> Task:
 @hookimpl
 def register_tasks(register: Register) -> None:
     # predictions=: what an evaluation's predictions are, so that a metric that cannot score them is refused up front
+    # aliases=: the Hugging Face pipeline names that mean the same task
     register("token-classification", token_classification_task, TokenClassificationParams, predictions="tags",
-             default_metrics=("entity-f1",))
+             default_metrics=("entity-f1",), aliases=("ner",))
     register("sequence-classification", sequence_classification_task, SequenceParams, predictions="labels",
-             default_metrics=("accuracy", "f1"))
+             default_metrics=("accuracy", "f1"), aliases=("text-classification", "sentiment-analysis"))
     register("sequence-regression", sequence_regression_task, SequenceParams, predictions="numbers",
              default_metrics=("mse", "pearson"))
     # causal-lm: instruction records (prompt/completion, messages) generate texts; text records only have a loss
     register("causal-lm", causal_lm_task, CausalLMParams, predictions="texts",
-             default_metrics=("perplexity",))
-    register("seq2seq", seq2seq_task, Seq2SeqParams, predictions="texts", default_metrics=("rouge",))
+             default_metrics=("perplexity",), aliases=("text-generation",))
+    register("seq2seq", seq2seq_task, Seq2SeqParams, predictions="texts", default_metrics=("rouge",),
+             aliases=("text2text-generation", "summarization", "translation"))

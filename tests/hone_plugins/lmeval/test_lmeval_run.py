@@ -140,3 +140,25 @@ def test_the_stage_leaves_the_model_and_the_random_state_as_it_found_them(tmp_pa
     first = load_file(str(with_stage / "model" / "model.safetensors"))
     second = load_file(str(without / "model" / "model.safetensors"))
     assert all((first[k] == second[k]).all() for k in first)  # the same training, so the same RNG draws and weights
+
+
+def test_rolling_log_likelihood_scores_the_texts_own_tokens_after_the_start_token(tmp_path: Path, peaked_gpt2: Path,
+                                                                                   task_folder: Path) -> None:
+    import torch
+
+    run = hone_run(tmp_path, lmeval_spec(peaked_gpt2, "tasks", ["tiny_ppl"]))
+    result = json.loads((run / "metrics.json").read_text())["harness"]["tiny_ppl"]
+    model, tokenizer = load(peaked_gpt2)
+    docs = read_jsonl(task_folder / "data" / "tiny_ppl.jsonl")
+    samples = {row["doc_id"]: row for row in read_jsonl(run / "lm-eval" / "harness" / "tiny_ppl.jsonl")}
+    total, words = 0.0, 0
+    for index, doc in enumerate(docs):
+        # [CLS] opens the window as the prefix; every token of the text is predicted, [CLS] itself and [SEP] are not
+        whole = ids(tokenizer, doc["text"])
+        with torch.no_grad():
+            logprobs = model(torch.tensor([whole])).logits.log_softmax(-1)[0]
+        expected = float(sum(logprobs[i - 1, whole[i]] for i in range(1, len(whole))))
+        assert samples[index]["resps"][0][0] == pytest.approx(expected, abs=1e-3)
+        total, words = total + expected, words + len(doc["text"].split())
+    assert result["word_perplexity"] == pytest.approx(math.exp(-total / words), rel=1e-3)
+    assert result["directions"]["word_perplexity"] == "min"
