@@ -92,7 +92,8 @@ def test_train_then_distill_then_evaluate_saves_a_reloadable_student(tmp_path: P
 
 
 def test_hidden_distillation_into_a_narrower_student_trains_its_projection(tmp_path: Path, tiny_bert: Path) -> None:
-    run_dir = run_spec(tmp_path, distill_spec(tiny_bert, TEACHER, {**HIDDEN, "epochs": 1}), "run")
+    spec = {**distill_spec(tiny_bert, TEACHER, {**HIDDEN, "epochs": 1}), "checkpoints": {"after_run": "all"}}
+    run_dir = run_spec(tmp_path, spec, "run")
     config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["hidden_size"] == 16 and config["num_hidden_layers"] == 1
     state = torch.load(run_dir / "checkpoints" / "stage1-epoch001" / "training_state.pt", weights_only=True)
