@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from hone_plugins.adapters import PEFT_INSTALL, LoraParams
+from hone_plugins.adapters.params import PEFT_INSTALL, LoraParams
 from hone_plugins.extras import require
 
 # the heads transformers' task models create fresh: they must train with the adapter (peft freezes the rest)
