@@ -12,8 +12,26 @@ from typing import Any, TextIO
 from hone.errors import DataError, HoneError, describe
 from hone.plugins import PluginHost, load_plugins
 from hone.run.loading import LOAD_ERRORS, resolve_source
-from hone.run.rundir import HONE_JSON, MODEL_DIR
+from hone.run.rundir import HONE_JSON, MODEL_DIR, SPEC
 from hone_plugins.exporters.folders import pick_export
+
+def run_plugins_dirs(source: str) -> list[str]:
+    """The plugin folders recorded in the spec of the run that ``source`` (a run directory, its model/ or an export
+    folder in it) belongs to: an in-house plugin the model needs is found without ``--plugins-dir``."""
+    import yaml
+
+    path = Path(source)
+    for folder in (path, *path.parents[:3]):
+        spec = folder / SPEC
+        if spec.is_file() and (folder / MODEL_DIR).is_dir():
+            try:
+                data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+                raise HoneError(f"{spec}: cannot read the run's spec ({error})") from None
+            dirs = data.get("plugins_dir") if isinstance(data, dict) else None
+            return [str(d) for d in dirs or [] if Path(str(d)).is_dir()]
+    return []
+
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
@@ -86,7 +104,7 @@ def predict_command(args: argparse.Namespace) -> int:
         raise HoneError(f"--export {export} picks an exported model for a serving runtime: add --runtime (e.g. onnxruntime); "
                         "--runtime torch serves the run's model/")
     model_source = args.source if export is None else str(pick_export(Path(args.source), export))
-    host = load_plugins(args.plugins_dir)
+    host = load_plugins([*args.plugins_dir, *run_plugins_dirs(args.source)])
     if runtime == "torch":
         task, model, tokenizer, labels = load_predictor(model_source, host, args.task, args.device)
     else:
