@@ -97,6 +97,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     for index, runner in runners.items():  # refuse what a stage cannot work with before any stage runs
         if (check := getattr(runner, "check", None)) is not None:
             check(ctx, index)
+        check_metric_labels(ctx, index, spec.stages[index])
     events.emit("run_start", name=spec.name, device=str(device), precision=precision, resumed=resume,
                 torch=torch.__version__, sizes={k: len(v) for k, v in features.items()}, labels=labels, **versions(device))
     with _checkpoint_on_ctrl_c(ctx, writer):
@@ -167,6 +168,19 @@ def _model_for_checkpoint(ctx: RunContext, folder: Path) -> Any | None:
     stage = int(torch.load(folder / TRAINING_STATE, weights_only=True, map_location="cpu")["stage"])
     earlier = [i for i in replacing if i <= stage]
     return ctx.host.build("stage", ctx.spec.stages[earlier[-1]]).resume_model(ctx, earlier[-1]) if earlier else None
+
+
+def check_metric_labels(ctx: RunContext, index: int, stage: Any) -> None:
+    """A stage's metrics that can tell they cannot match the data's labels (an optional ``check_labels(labels)``
+    raising ValueError) refuse here, after the data is read and before any stage runs."""
+    if not hasattr(stage, "metrics"):
+        return
+    for name, metric in ctx.metrics(stage.metrics):
+        if (check := getattr(metric, "check_labels", None)) is not None:
+            try:
+                check(list(ctx.labels))
+            except ValueError as error:
+                raise HoneError(f"stage '{ctx.stage_names[index]}': metric '{name}': {error}") from None
 
 
 @contextmanager

@@ -122,6 +122,18 @@ class ClassScore:
     def __init__(self, score: Literal["precision", "recall", "f1"], params: AveragedParams) -> None:
         self.score, self.params = score, params
 
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Refuse, before any work, a positive class the data's labels cannot match (``1`` for labels '0'/'1')."""
+        if self.params.average != "binary" or not labels:
+            return
+        pos_label = 1 if self.params.pos_label is None else self.params.pos_label
+        if pos_label in labels:
+            return
+        quoted = isinstance(pos_label, int) and str(pos_label) in labels
+        hint = f"; write pos_label: '{pos_label}' (quoted: the labels are strings)" if quoted else ""
+        raise ValueError(f"pos_label {pos_label!r} is not a label of the data; valid labels: "
+                         f"{', '.join(map(repr, labels))}{hint}")
+
     def compute(self, output: EvalOutput) -> dict[str, Any]:
         from sklearn.metrics import precision_recall_fscore_support
 
