@@ -1,8 +1,8 @@
 """LoRA vs full fine-tuning on a CoNLL-2003 subset with MiniLM-L6: test entity F1, trainable parameters, seconds per
 epoch, peak RSS, checkpoint and saved sizes. Each configuration runs as its own `hone run` process (its own peak RSS).
 
-    ../.venv/bin/python lora_vs_full.py                  # 2000 sentences of each split, 2 epochs (about 8 minutes)
-    ../.venv/bin/python lora_vs_full.py --limit 500 --epochs 1
+    ../.venv/bin/python lora_vs_full.py                  # 2000 sentences of each split, 2 epochs
+    ../.venv/bin/python lora_vs_full.py --limit 500 --only lora --keep /tmp/bench   # one configuration, runs kept
 """
 
 from __future__ import annotations
@@ -85,10 +85,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000, help="sentences of each split")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--only", choices=["full", "lora"], help="run one configuration")
+    parser.add_argument("--keep", type=Path, help="keep the run directories in this (new) folder")
     args = parser.parse_args()
     require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
     with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK) else None) as tmp:
-        rows = [measure(name, train, args.limit, args.epochs, Path(tmp)) for name, train in CONFIGS.items()]
+        root = Path(tmp) if args.keep is None else args.keep
+        root.mkdir(parents=True, exist_ok=True)
+        rows = [measure(name, train, args.limit, args.epochs, root) for name, train in CONFIGS.items()
+                if args.only is None or ("adapter" in train) == (args.only == "lora")]
     print(f"CPU: {cpu()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32")
     print(table(["config", "test entity F1", "trainable params", "% trainable", "s/epoch", "peak RSS GB",
                  "checkpoint MB", "adapter/ MB", "model/ MB"],
