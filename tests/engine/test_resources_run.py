@@ -129,10 +129,10 @@ def test_predict_takes_threads_and_precision(finished: SimpleNamespace, tmp_path
     source.write_text(json.dumps({"text": "John Smith lives in Paris ."}) + "\n")
     before, outputs = torch.get_num_threads(), []
     try:
-        for precision in ("fp32", "auto"):
-            target = tmp_path / f"{precision}.jsonl"
+        for precision in ([], ["--precision", "auto"]):  # the default is fp32
+            target = tmp_path / f"out{len(outputs)}.jsonl"
             assert main(["predict", str(finished.run_dir), "-i", str(source), "-o", str(target), "--threads", "1",
-                         "--precision", precision]) == 0
+                         *precision]) == 0
             assert torch.get_num_threads() == 1
             outputs.append(json.loads(target.read_text()))
     finally:

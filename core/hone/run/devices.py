@@ -58,8 +58,8 @@ def pick_precisions(name: str, device: torch.device, units: Sequence[str] | None
     """Training and evaluation precision for ``precision: name``; ``units``: the CPU's bf16 units (default: detected).
 
     ``auto``: bf16 on GPUs that support it, else fp16; on a CPU with native bf16 (AMX, avx512_bf16) fp32 for
-    training and bf16 autocast for evaluation, which measured 1.9x faster there at the same F1 (training in bf16 is
-    not the default until its F1 on CoNLL is measured: benchmarks/precision.py); fp32 on other CPUs and on MPS.
+    training and bf16 autocast for evaluation (1.9x fp32 on an AMX Xeon at the same CoNLL F1; bf16 training waits for
+    its F1 to be measured: benchmarks/precision.py); fp32 on other CPUs and on MPS.
     An explicit name is used for both."""
     if name != "auto":
         if name in ("bf16", "fp16") and device.type == "cpu" and not (cpu_bf16_units() if units is None else units):

@@ -21,8 +21,8 @@ from hone.run.checkpoint import Checkpoints, load_checkpoint, retain, rng_state,
 from hone.run.compressed import read_steps, restore_steps
 from hone.run.context import RunContext
 from hone.run.data import load_splits
-from hone.run.devices import cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
-from hone.run.events import EventLog
+from hone.run.devices import Precision, cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
+from hone.run.events import EventLog, read_events
 from hone.run.loading import encode_splits, load_model, quiet_transformers
 from hone.run.memory import process_peak_rss_mb, reset_peak_rss, stage_memory
 from hone.run.progress import make_progress
@@ -89,6 +89,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     seed_everything(spec.seed)
     device = pick_device(spec.device)
     precision = pick_precisions(spec.precision, device)
+    precision = _kept_precision(run_dir, precision) if resume else precision
     splits = load_splits(spec.data, host, spec.seed)
     task = host.build("task", spec.task)
     model, tokenizer, labels = load_model(spec, task, task.labels_from(splits["train"]) if splits["train"] else [])
@@ -134,6 +135,18 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             retain(run_dir / "checkpoints", spec.checkpoints.after_run)
         events.emit("run_end", status="completed", metrics=state["results"], process_peak_rss_mb=process_peak_rss_mb())
     return run_dir
+
+
+def _kept_precision(run_dir: Path, picked: Precision) -> Precision:
+    """The precisions a resumed run's first attempt chose, so every result of the run is computed alike (a run from
+    before hone chose two recorded one, for training and evaluation); ``picked`` for a run without an attempt."""
+    starts = [e for e in read_events(run_dir / EVENTS) if e.get("event") == "run_start"]
+    saved = starts[0].get("precision") if starts else None
+    if isinstance(saved, str):
+        return Precision(saved, saved)
+    if isinstance(saved, dict) and isinstance(saved.get("train"), str) and isinstance(saved.get("eval"), str):
+        return Precision(saved["train"], saved["eval"])
+    return picked
 
 
 def effect(host: PluginHost, stage: StageSpec) -> str:

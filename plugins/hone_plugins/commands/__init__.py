@@ -75,9 +75,9 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
                             help="stop string: generation ends at it and the text is cut before it (repeatable)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=positive_int, metavar="N", help="torch's intra-op threads (default: torch's choice)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="--runtime torch: autocast precision (auto: bf16 on GPUs and on CPUs with native bf16, "
-                        "as a run evaluates; fp32 elsewhere)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="fp32",
+                        help="--runtime torch: autocast precision (default fp32; auto: what a run evaluates at, bf16 on "
+                        "GPUs and on CPUs with native bf16, fp32 elsewhere)")
     parser.add_argument("--runtime", default="torch", metavar="NAME",
                         help="torch, or a serving runtime plugin for the run's export, e.g. onnxruntime (the last export in "
                         "RUN_DIR/export/, or an export folder; on the CPU)")

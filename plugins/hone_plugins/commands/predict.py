@@ -156,8 +156,8 @@ def predict_command(args: argparse.Namespace) -> int:
     if export is not None and runtime == "torch":
         raise HoneError(f"--export {export} picks an exported model for a serving runtime: add --runtime (e.g. onnxruntime); "
                         "--runtime torch serves the run's model/")
-    precision = getattr(args, "precision", "auto")
-    if runtime != "torch" and precision != "auto":
+    precision = getattr(args, "precision", "fp32")
+    if runtime != "torch" and precision != "fp32":
         raise HoneError(f"--precision {precision} is for --runtime torch; {runtime} runs the exported model as it is")
     name, records = read_input(args)
     if args.output != "-" and not Path(args.output).parent.is_dir():  # found out before the work, not after it

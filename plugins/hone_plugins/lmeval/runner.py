@@ -18,7 +18,7 @@ import torch
 from hone.atomic import write_text
 from hone.errors import HoneError
 from hone.run.context import RunContext
-from hone.run.devices import autocast, eval_precision
+from hone.run.devices import autocast
 from hone_plugins.lmeval.spec import INSTALL, LMEvalStage, installed
 
 CAUSAL_SUFFIXES, SEQ2SEQ_SUFFIXES = ("ForCausalLM", "LMHeadModel"), ("ForConditionalGeneration",)
@@ -111,7 +111,9 @@ class LMEval:
                 lm = scorer(HFLM)(pretrained=model, tokenizer=tokenizer, backend=backend, batch_size=self.spec.batch_size,
                                   max_length=self.spec.max_length, **options)
                 torch.manual_seed(ctx.seed * 1000 + index)  # sampled generations (a task's do_sample) repeat run to run
-                with torch.inference_mode(), autocast(ctx.device, eval_precision(ctx, model)):
+                # the run's training precision, not its eval_precision: `auto`'s bf16 evaluation on CPUs is measured for
+                # classification F1, while log-likelihood comparisons between choices shift under bf16
+                with torch.inference_mode(), autocast(ctx.device, ctx.precision):
                     output = evaluate(lm=lm, task_dict=loaded, limit=self.spec.limit,
                                       bootstrap_iters=self.spec.bootstrap_iters, log_samples=self.spec.log_samples)
         finally:  # the stage keeps the model as it found it, and the RNG the next stages draw from

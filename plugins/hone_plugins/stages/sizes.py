@@ -59,14 +59,14 @@ LATENCY_EXAMPLES, LATENCY_WARMUP = 16, 2
 
 def latency_ms(ctx: Any, model: torch.nn.Module, split: str) -> float | None:
     """Median milliseconds of one forward pass on one example (the first examples of ``split``, else of any split),
-    on the run's device and precision, after a warm-up; None without data."""
-    from hone.run.devices import forward, to_device
+    on the run's device and evaluation precision, after a warm-up; None without data."""
+    from hone.run.devices import eval_precision, forward, to_device
 
     features = next((f for f in (ctx.features.get(split), *ctx.features.values()) if f), None)
     if not features:
         return None
     examples = features[:LATENCY_EXAMPLES]
-    was_training, times = model.training, []
+    was_training, times, precision = model.training, [], eval_precision(ctx, model)
     model.eval()
     try:
         with torch.inference_mode():
@@ -75,7 +75,7 @@ def latency_ms(ctx: Any, model: torch.nn.Module, split: str) -> float | None:
                 if ctx.device.type == "cuda":
                     torch.cuda.synchronize(ctx.device)
                 start = time.perf_counter()
-                forward(model, batch, ctx.device, ctx.precision)
+                forward(model, batch, ctx.device, precision)
                 if ctx.device.type == "cuda":
                     torch.cuda.synchronize(ctx.device)
                 if i >= min(LATENCY_WARMUP, len(examples)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -142,3 +143,18 @@ def test_peak_rss_is_positive_and_a_reset_makes_it_the_stages_own(tmp_path: Path
     after = stage_memory(True)
     assert set(after) == {"peak_rss_mb"} and 1 < after["peak_rss_mb"] < high - 150
     assert (process_peak_rss_mb() or 0) >= high  # the process's own peak survives the resets
+
+
+@pytest.mark.parametrize(("recorded", "kept"), [
+    ({"train": "fp32", "eval": "bf16"}, Precision("fp32", "bf16")),
+    ("fp32", Precision("fp32", "fp32")),  # a run started before hone chose two precisions: one for both
+    (None, Precision("bf16", "bf16")),  # no earlier attempt: what was picked now
+])
+def test_a_resumed_run_keeps_the_precisions_of_its_first_attempt(tmp_path: Path, recorded: Any, kept: Precision) -> None:
+    import json
+
+    from hone.run.runner import _kept_precision
+
+    events = [{"event": "run_start", "precision": recorded}, {"event": "run_start", "precision": "fp16"}] if recorded else []
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert _kept_precision(tmp_path, Precision("bf16", "bf16")) == kept
