@@ -47,6 +47,10 @@ def _plugins(args: argparse.Namespace) -> int:
         print(f"{row['name']}  [{row['status']}]  {origin}  ({row['module']})")
         for kind, names in sorted(row["components"].items()):
             print(f"    {kind}: {', '.join(names)}")
+            for name in names:  # each component's doc= line and aliases, as registered
+                component = host.registries.get(kind, name)
+                aliases = f" (aliases: {', '.join(component.aliases)})" if component.aliases else ""
+                print(f"        {name}{aliases}" + (f"  {component.doc}" if component.doc else ""))
         if row["error"]:
             print(f"    error: {row['error']}")
     return 0

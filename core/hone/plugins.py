@@ -7,6 +7,7 @@ import importlib.util
 import os
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -48,7 +49,22 @@ def _entry_points() -> list[tuple[importlib.metadata.EntryPoint, str | None, str
 
 
 def _describe_error(error: BaseException) -> str:
+    if isinstance(error, _HookFailed):
+        return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+class _HookFailed(Exception):
+    """A plugin's registration hook raised; the message names the hook and the plugin's line."""
+
+
+def _raised_at(error: BaseException, function: Callable[..., Any]) -> str:
+    """``file:line`` of the deepest frame of ``error`` in the hook's own file (where the plugin raised, or called
+    ``register`` with what it refused), else the deepest frame."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if f.filename == function.__code__.co_filename]
+    frame = (own or frames)[-1]
+    return f"{frame.filename}:{frame.lineno}"
 
 
 def _entry_point_plugins(
@@ -187,7 +203,11 @@ def _register_plugin(manager: pluggy.PluginManager, registries: Registries, info
         for kind, hook_name in HOOKS.items():
             for impl in getattr(manager.hook, hook_name).get_hookimpls():
                 if impl.plugin_name == key:
-                    impl.function(register=_collector(kind, info, staged))
+                    try:
+                        impl.function(register=_collector(kind, info, staged))
+                    except Exception as error:
+                        raise _HookFailed(f"{hook_name} failed at {_raised_at(error, impl.function)}: "
+                                          f"{_describe_error(error)}") from error
         added: list[Component] = []
         try:
             for component in staged:

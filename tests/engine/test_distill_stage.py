@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def test_train_then_distill_then_evaluate_saves_a_reloadable_student(tmp_path: P
 
 
 def test_hidden_distillation_into_a_narrower_student_trains_its_projection(tmp_path: Path, tiny_bert: Path) -> None:
-    run_dir = run_spec(tmp_path, distill_spec(tiny_bert, TEACHER, {**HIDDEN, "epochs": 1}), "run")
+    spec = {**distill_spec(tiny_bert, TEACHER, {**HIDDEN, "epochs": 1}), "checkpoints": {"after_run": "all"}}
+    run_dir = run_spec(tmp_path, spec, "run")
     config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["hidden_size"] == 16 and config["num_hidden_layers"] == 1
     state = torch.load(run_dir / "checkpoints" / "stage1-epoch001" / "training_state.pt", weights_only=True)
@@ -246,3 +248,18 @@ def test_a_causal_lm_student_learns_the_answers_from_the_teachers_logits(tmp_pat
     assert metrics["distill"]["student_parameters"] < metrics["distill"]["teacher_parameters"][0]
     losses = [loss for (stage, _), loss in sorted(_losses(run_dir).items()) if stage == "distill"]
     assert losses[-1] < losses[0] / 10, losses
+
+
+def test_a_seq2seq_student_is_distilled_from_a_t5_teacher(tmp_path: Path, tiny_t5: Path) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"source": p, "target": c.strip()}) + "\n" for p, c in QA))
+    task = {"name": "seq2seq", "max_length": 32, "max_target_length": 16}
+    spec = answers_spec(tiny_t5, data, task, {"config": {"num_layers": 1, "num_decoder_layers": 1}}, "reverse-kl")
+    spec["stages"][0]["epochs"], spec["stages"][1]["epochs"] = 2, 3
+    run_dir = run_spec(tmp_path, spec, "run")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["distill"]["student_parameters"] < metrics["distill"]["teacher_parameters"][0]
+    config = json.loads((run_dir / "model" / "config.json").read_text())
+    assert config["num_layers"] == config["num_decoder_layers"] == 1
+    losses = [loss for (stage, _), loss in sorted(_losses(run_dir).items()) if stage == "distill"]
+    assert len(losses) == 3 and all(math.isfinite(x) and x > 0 for x in losses) and losses[-1] < losses[0]

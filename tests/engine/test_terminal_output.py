@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from hone.cli import main
 from hone.errors import Interrupted
-from hone.run.evaluation import predict_split
+from hone_plugins.stages.evaluation import predict_split
+from hone.run.events import read_events
 from hone.run.runner import run
 from hone.spec.loading import load_spec
 from hone_plugins.commands.plainlog import PlainLog
 
-from tests.hone.test_generative_evaluation import FEATURES, FakeTask, context
+from tests.hone_plugins.stages.test_generative_evaluation import FEATURES, FakeTask, context
 
 from .conftest import ner_spec, write_spec
 
@@ -87,8 +88,11 @@ def test_a_compress_stage_summary_shows_size_parameters_and_latency(
     assert main(["run", str(write_spec(tmp_path, spec)), "--out", str(tmp_path / "run"), "--no-report", "-q"]) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("squeeze:"))
-    assert line.startswith("squeeze: dynamic-int8: size ") and " kB -> " in line or " MB -> " in line
+    assert line.startswith("squeeze: dynamic-int8: size ") and (" kB -> " in line or " MB -> " in line)
     assert "parameters " in line and " -> " in line and "ms per example" in line
     assert "sparsity" not in out  # the before/after reports are summarised, not printed as splits
     after = json.loads((tmp_path / "run" / "metrics.json").read_text())["squeeze"]["after"]
-    assert after["latency_ms"] > 0 and f"{after['parameters']:,}" in line
+    assert f"{after['parameters']:,}" in line and "latency_ms" not in after  # wall-clock: metrics.json stays reproducible
+    (done,) = [e for e in read_events(tmp_path / "run" / "events.jsonl") if e["event"] == "compression_done"]
+    assert done["before"]["latency_ms"] > 0 and done["after"]["latency_ms"] > 0
+    assert f"latency {done['before']['latency_ms']:.3g} -> {done['after']['latency_ms']:.3g} ms per example" in line

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import hone.run.runner
+from hone.cli import main
 from hone.components import CompressionContext
 from hone.errors import HoneError
 from hone.plugins import load_plugins
@@ -138,5 +139,12 @@ def test_selected_by_name_in_a_run_and_served_by_hone_predict(
     records = [{"text": "Peter Blackburn flew from Paris to London ."}]
     task, model, tokenizer, labels = load_predictor(str(run_dir), load_plugins([plugins_dir], warn=False), device="cpu")
     assert task.predict(model, tokenizer, records, labels, {}) == task.predict(captured["m"], tokenizer, records, labels, {})
-    with pytest.raises(HoneError, match="compressed with 'prune-unseen-embeddings', which no installed plugin provides"):
+    with pytest.raises(HoneError, match="compressed with 'prune-unseen-embeddings', which no installed plugin provides.*"
+                                        "--plugins-dir"):
         load_predictor(str(run_dir), load_plugins(warn=False), device="cpu")
+    # `hone predict RUN_DIR` finds the in-house plugin through the run's recorded plugins_dir
+    (tmp_path / "in.jsonl").write_text(json.dumps(records[0]) + "\n")
+    assert main(["predict", str(run_dir), "-i", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"),
+                 "--device", "cpu"]) == 0
+    served = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert served == task.predict(captured["m"], tokenizer, records, labels, {})

@@ -233,3 +233,23 @@ def test_instruction_data_is_distilled_on_the_completion_tokens_only(tiny_gpt2: 
     inside = logits.clone()
     inside[0, int(answer[0].nonzero()[0])] += torch.randn(logits.shape[-1]) * 10
     assert float(distiller.loss(out(logits), [out(inside)], batch, torch.tensor(0.0))) > 1e-3
+
+
+def test_seq2seq_targets_are_distilled_on_the_target_tokens_not_the_padding(tiny_t5: Any) -> None:
+    from hone.plugins import load_plugins
+
+    task = load_plugins(warn=False).registries.get("task", "seq2seq").build({"max_length": 32, "max_target_length": 16})
+    model, tokenizer = task.load(str(tiny_t5), [])
+    records = [{"source": "john smith lives in", "target": "paris"}, {"source": "mary was", "target": "in london"}]
+    batch = task.collate(task.encode(records, tokenizer, []), tokenizer)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if not k.startswith("_") and k != "labels"}).logits
+    target = batch["labels"] != -100
+    assert target.sum(1).tolist() == [len("paris") + 1, len("in london") + 1]  # ByT5: a token a byte, and EOS
+    distiller = logits_distiller(LogitsParams(alpha=1.0, loss="jsd", beta=0.3))
+    padding = logits.clone()
+    padding[~target] += torch.randn_like(padding[~target]) * 10
+    assert float(distiller.loss(out(logits), [out(padding)], batch, torch.tensor(0.0))) == pytest.approx(0.0, abs=1e-6)
+    inside = logits.clone()
+    inside[1, 0] += torch.randn(logits.shape[-1]) * 10
+    assert float(distiller.loss(out(logits), [out(inside)], batch, torch.tensor(0.0))) > 1e-3

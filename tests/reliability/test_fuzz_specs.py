@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,3 +152,38 @@ def test_unreadable_bytes_are_a_spec_error(folder: Path) -> None:
     path.write_bytes(b"model: \xff\xfe\x00\x81\n")
     check(path, host())
     check(folder, host())  # a folder, not a file
+
+
+# A one-line "billion laughs" (10^9 leaves) for any value of the spec: refused while reading, however deep it sits.
+ONE_LINE_BOMB = "[&b0 [x, x, x, x, x, x, x, x, x, x]" + "".join(f", &b{i} [{', '.join([f'*b{i - 1}'] * 10)}]"
+                                                                  for i in range(1, 10)) + "]"
+SCALAR_LINE = re.compile(r"^(\s*)(- )?([A-Za-z_]+): (\S.*)$")
+
+
+@pytest.mark.parametrize("trap", ["duplicate", "bomb", "integer"])
+@FUZZ
+@given(data=st.data())
+def test_a_trap_on_any_line_is_refused_at_that_line(folder: Path, data: st.DataObject, trap: str) -> None:
+    """A duplicate key, an alias bomb or an integer beyond 64 bits put on any key: value line of a valid spec."""
+    lines = serialise(BASE, "yaml").splitlines()
+    candidates = [i for i, line in enumerate(lines) if SCALAR_LINE.match(line)]
+    at = data.draw(st.sampled_from(candidates))
+    indent, dash, key, value = SCALAR_LINE.match(lines[at]).groups()  # type: ignore[union-attr]
+    head = f"{indent}{dash or ''}{key}: "
+    if trap == "duplicate":
+        lines.insert(at + 1, f"{' ' * (len(indent) + len(dash or ''))}{key}: {value}")
+        line = at + 2
+    elif trap == "bomb":
+        lines[at], line = head + ONE_LINE_BOMB, at + 1
+    else:
+        big = data.draw(st.one_of(st.integers(min_value=2**64), st.integers(max_value=-(2**63) - 1)))
+        lines[at], line = head + str(big), at + 1
+    path = folder / "trap.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, host=host())
+    TRIED[f"spec-trap-{trap}-refused"] += 1
+    assert time.monotonic() - started < 10
+    expected = {"duplicate": f"duplicate key '{key}'", "bomb": "aliases", "integer": "64"}[trap]
+    assert any(expected in issue.message and issue.line == line for issue in caught.value.issues), caught.value.issues

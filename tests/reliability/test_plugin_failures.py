@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,3 +200,70 @@ def test_a_factory_that_raises_is_named_with_its_distribution(tmp_path: Path) ->
     with pytest.raises(ComponentError, match=rf"metric 'needy' from plugin 'needy' \(no distribution\) in {tmp_path / 'needy.py'} "
                                              r"failed: ImportError: needs the 'fancy' package"):
         host.build("metric", "needy")
+
+
+SCALAR_METRICS = '''
+from hone.hookspecs import hookimpl
+
+
+class Scalars:
+    def compute(self, output):
+        import numpy, torch
+
+        return {"np_acc": numpy.float32(0.5), "torch_acc": torch.tensor(0.25), "count": numpy.int64(3),
+                "per_type": {"PER": torch.tensor(1.0, dtype=torch.float64)}, "steps": [numpy.float64(0.5)]}
+
+
+class Tensor:
+    def compute(self, output):
+        import torch
+
+        return {"scores": torch.tensor([0.5, 0.25])}
+
+
+@hookimpl
+def register_metrics(register):
+    register("scalars", lambda params: Scalars())
+    register("tensor", lambda params: Tensor())
+'''
+
+
+def test_numpy_and_torch_scalars_from_a_metric_are_numbers_and_a_tensor_is_refused_naming_its_plugin(tmp_path: Path) -> None:
+    import json
+
+    write_plugin(tmp_path, "scalar_metrics", SCALAR_METRICS)
+    host = load_plugins([tmp_path])
+    output = EvalOutput(predictions=[["O"]], references=[["O"]], label_names=["O"], loss=0.0, scores=[None])
+    results = compute_metrics([("scalars", host.build("metric", "scalars"))], output)
+    assert json.loads(json.dumps(results)) == {"loss": 0.0, "np_acc": 0.5, "torch_acc": 0.25, "count": 3,
+                                               "per_type": {"PER": 1.0}, "steps": [0.5]}
+    assert type(results["np_acc"]) is float and type(results["count"]) is int
+    with pytest.raises(ComponentError, match=r"metric 'tensor' from plugin 'scalar_metrics' .*returned torch\.Tensor "
+                                             r"of shape \(2,\) .*for 'scores'"):
+        compute_metrics([("tensor", host.build("metric", "tensor"))], output, {"tensor": host.describe("metric", "tensor")})
+
+
+def test_a_hook_raising_at_registration_is_reported_with_the_hook_and_the_plugins_line(tmp_path: Path) -> None:
+    path = write_plugin(tmp_path, "early", '''
+        from hone.hookspecs import hookimpl
+
+        @hookimpl
+        def register_metrics(register):
+            settings = {}
+            register("early", lambda params: None, threshold=settings["threshold"])
+    ''')
+    bad_name = write_plugin(tmp_path, "badname", '''
+        from hone.hookspecs import hookimpl
+
+        @hookimpl
+        def register_callbacks(register):
+            register("Bad Name", lambda params, run_dir: None)
+    ''')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        host = load_plugins([tmp_path])
+    assert any("'early'" in str(w.message) and f"register_metrics failed at {path}:7: KeyError" in str(w.message)
+               for w in caught)
+    infos = {info.name: info for info in host.failures()}
+    assert infos["early"].error == f"register_metrics failed at {path}:7: KeyError: 'threshold'"
+    assert infos["badname"].error.startswith(f"register_callbacks failed at {bad_name}:6: RegistryError: invalid callback name")

@@ -64,7 +64,7 @@ class Checkpoints:
     """The ``checkpoints/`` folder of a run: numbered checkpoints and a LATEST pointer."""
 
     root: Path
-    keep: int = 2
+    keep: int = 2  # the newest checkpoints kept while the run goes on
 
     def save(self, tag: str, model: torch.nn.Module, state: dict[str, Any], only: list[str] | None = None) -> Path:
         """Write checkpoint ``tag``: the model's weights (only the tensors named in ``only`` if given: an adapter's,
@@ -125,6 +125,26 @@ class Checkpoints:
                 if warn:
                     warn(f"{error}; falling back to the previous checkpoint")
         return None
+
+
+def retain(root: Path, what: str) -> None:
+    """After a successful run, keep of ``checkpoints/`` only ``what``: none, last (the newest checkpoint), best
+    (the ``best-*`` weights) or all."""
+    if what == "all" or not root.is_dir():
+        return
+    if what == "none":
+        shutil.rmtree(root)
+        return
+    checkpoints = Checkpoints(root)
+    history = checkpoints.history()
+    kept = history[-1:] if what == "last" else []
+    if what == "last":  # history first: it never names a folder that is gone
+        write_json(root / "history.json", kept)
+    for path in root.iterdir():
+        best = path.name.startswith("best-")
+        if path.name in kept or (best and what == "best") or (path.name in ("history.json", LATEST) and kept):
+            continue
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module) -> dict[str, Any]:

@@ -181,7 +181,7 @@ def restore_steps(model: Any, steps: list[dict[str, Any]], host: PluginHost) -> 
             name = step["compressor"]
             if name not in host.registries["compressor"]:
                 raise HoneError(f"the model was compressed with '{name}', which no installed plugin provides; "
-                                "install the plugin that registers it")
+                                "install the plugin that registers it, or name its folder with --plugins-dir")
             compressor = host.build("compressor", {"name": name, **(step.get("params") or {})})
             model = compressor.restore(model, step["recipe"])
     setattr(model, STEPS_ATTRIBUTE, list(steps))

@@ -17,7 +17,7 @@ from hone.atomic import write_json
 from hone.errors import ComponentError, HoneError, Interrupted
 from hone.host import PluginHost
 from hone.run.checkpoint import STATE as TRAINING_STATE
-from hone.run.checkpoint import Checkpoints, load_checkpoint, rng_state, set_rng_state
+from hone.run.checkpoint import Checkpoints, load_checkpoint, retain, rng_state, set_rng_state
 from hone.run.compressed import read_steps, restore_steps
 from hone.run.context import RunContext
 from hone.run.data import load_splits
@@ -47,6 +47,8 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
         if rank != 0:
             run_dir = run_dir if out is not None else default_run_dir(spec, True)  # the one rank 0 has made
             state = json.loads((run_dir / STATE).read_text()) if resume else state
+    if resume and state.get("status") == "completed":
+        return run_dir  # nothing left to do (its checkpoints may be gone: checkpoints.after_run)
     writer = rank == 0
     origins = {ref.name: host.describe("callback", ref.name) for ref in spec.callbacks}
     events = EventLog(run_dir / EVENTS if writer else None, list(callbacks), origins)
@@ -97,14 +99,15 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         model = torch.nn.parallel.DistributedDataParallel(model)
     ctx = RunContext(
         spec, host, run_dir, task, model, tokenizer, labels, features, device, precision.train, events,
-        Checkpoints(run_dir / "checkpoints") if writer else None, make_progress(quiet or not writer), rank, world_size,
-        eval_precision=precision.eval,
+        Checkpoints(run_dir / "checkpoints", spec.checkpoints.keep) if writer else None, make_progress(quiet or not writer),
+        rank, world_size, eval_precision=precision.eval,
     )
     resume_state = _resume(ctx, state["completed"]) if resume else None
     runners = {i: host.build("stage", stage) for i, stage in enumerate(spec.stages) if i not in state["completed"]}
     for index, runner in runners.items():  # refuse what a stage cannot work with before any stage runs
         if (check := getattr(runner, "check", None)) is not None:
             check(ctx, index)
+        check_metric_labels(ctx, index, spec.stages[index])
     state["precision"], state["threads"] = precision._asdict(), torch.get_num_threads()
     hardware = {"cpu_bf16": cpu_bf16_units()} if device.type == "cpu" else {}  # why `auto` chose as it did
     events.emit("run_start", name=spec.name, device=str(device), precision=precision._asdict(), resumed=resume,
@@ -128,6 +131,8 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
             save_model(run_dir, ctx.core, ctx.tokenizer, spec, labels)
         state["status"] = "completed"
         save_state()
+        if writer:
+            retain(run_dir / "checkpoints", spec.checkpoints.after_run)
         events.emit("run_end", status="completed", metrics=state["results"], process_peak_rss_mb=process_peak_rss_mb())
     return run_dir
 
@@ -200,6 +205,19 @@ def _model_for_checkpoint(ctx: RunContext, folder: Path) -> Any | None:
         adapted = inside(ctx, stage, model if model is not None else ctx.core)
         model = adapted if adapted is not None else model
     return model
+
+
+def check_metric_labels(ctx: RunContext, index: int, stage: Any) -> None:
+    """A stage's metrics that can tell they cannot match the data's labels (an optional ``check_labels(labels)``
+    raising ValueError) refuse here, after the data is read and before any stage runs."""
+    if not hasattr(stage, "metrics"):
+        return
+    for name, metric in ctx.metrics(stage.metrics):
+        if (check := getattr(metric, "check_labels", None)) is not None:
+            try:
+                check(list(ctx.labels))
+            except ValueError as error:
+                raise HoneError(f"stage '{ctx.stage_names[index]}': metric '{name}': {error}") from None
 
 
 @contextmanager

@@ -123,8 +123,33 @@ def _check_tree(file: str, root: yaml.Node | None) -> None:
     values, depth = size.get(id(root), (0, 0))
     if values > MAX_VALUES or depth > MAX_DEPTH:
         what = f"more than {MAX_VALUES:,} values" if values > MAX_VALUES else f"more than {MAX_DEPTH} levels"
-        raise SpecError(file, [SpecIssue("", f"the spec expands to {what} (YAML aliases `*name` repeat what an anchor "
-                                             "`&name` holds): a spec is nested far less")])
+        path, line = _where_it_grows(root, size)
+        raise SpecError(file, [SpecIssue(path, f"the spec expands to {what} (YAML aliases `*name` repeat what an anchor "
+                                               "`&name` holds): a spec is nested far less", line)])
+
+
+def _where_it_grows(root: yaml.Node, size: dict[int, tuple[int, int]]) -> tuple[str, int | None]:
+    """The path and line of the value that expands past the limits: down the first too-large child until an alias
+    (a node anchored further up the file) or the place where no single child is too large."""
+    def too_large(node: yaml.Node) -> bool:
+        values, depth = size.get(id(node), (0, 0))
+        return values > MAX_VALUES or depth > MAX_DEPTH
+
+    node, path, line = root, "", None
+    while True:
+        if isinstance(node, yaml.MappingNode):
+            kids = [(f"{path}.{k.value}", v, k.start_mark.line + 1) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = [(f"{path}[{i}]", n, line or n.start_mark.line + 1) for i, n in enumerate(node.value)]
+        else:
+            kids = []
+        big = next(((p, n, at) for p, n, at in kids if too_large(n)), None)
+        if big is None:
+            return path.lstrip("."), line
+        child_path, child, at = big
+        if child.start_mark.line + 1 < at:  # an alias: its anchor is further up; the alias is used here
+            return (child_path if isinstance(node, yaml.MappingNode) else path).lstrip("."), at
+        node, path, line = child, child_path, child.start_mark.line + 1
 
 
 def _child(value: Any, node: yaml.Node | None, key: Any) -> tuple[Any, yaml.Node | None, bool]:

@@ -186,6 +186,17 @@ def _device_hint(value: str) -> str:
     return f" Did you mean '{close}{colon + index if close == 'cuda' and index.isdigit() else ''}'?"
 
 
+class CheckpointSpec(Strict):
+    """What the run keeps of ``checkpoints/``: the newest few while it runs, and what is left once it has succeeded."""
+
+    keep: int = Field(2, ge=1, description="Checkpoints kept while the run goes on, the newest ones (HF's save_total_limit); "
+                                           "2 lets a resume fall back when the newest is damaged.")
+    after_run: Literal["none", "last", "best", "all"] = Field(
+        "none", description="What stays after a successful run: none (the final model in model/ is all a finished run "
+                            "needs), last (the newest checkpoint, with its training state), best (the best weights "
+                            "of each early-stopping stage), all.")
+
+
 class RunSpec(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     seed: int = 42
@@ -201,6 +212,7 @@ class RunSpec(Strict):
     threads: int | None = Field(None, ge=1, description="torch's intra-op threads (default: torch's choice); "
                                 "`hone run --threads` overrides it.")
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
+    checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec)
     stages: list[StageSpec] = Field(min_length=1, description="What the run does, in order; `type` picks a stage kind.")
 
     @field_validator("device", mode="before")

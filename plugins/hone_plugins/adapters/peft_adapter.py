@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hone_plugins.adapters import PEFT_INSTALL, LoraParams
+from hone_plugins.adapters.params import PEFT_INSTALL, LoraParams
 from hone_plugins.extras import require
 
 # the heads transformers' task models create fresh: they must train with the adapter (peft freezes the rest)
@@ -25,6 +27,7 @@ class PeftAdapter:
 
     def __init__(self, name: str, params: LoraParams, use_dora: bool) -> None:
         require(f"adapter '{name}'", ("peft",), PEFT_INSTALL)
+        quiet_import_peft()
         self.name, self.params, self.use_dora = name, params, use_dora
 
     def targets(self, model: torch.nn.Module) -> list[str]:
@@ -83,7 +86,9 @@ class PeftAdapter:
         if isinstance(model, PeftModel):
             return model
         self.check(model)
-        return get_peft_model(model, self.config(model))
+        with warnings.catch_warnings():  # peft 0.21 reads an attribute transformers 5 deprecates
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            return get_peft_model(model, self.config(model))
 
     def trained(self, model: Any) -> list[str]:
         """The state-dict names a checkpoint keeps: the trainable tensors and the heads' trained copies."""
@@ -97,6 +102,20 @@ class PeftAdapter:
     def merge(self, model: Any) -> torch.nn.Module:
         """The plain transformers model with the adapter folded into its weights and the trained heads in place."""
         return model.merge_and_unload()
+
+
+def quiet_import_peft() -> None:
+    """Import peft without torchao's noise: peft imports torchao where it is installed (hone's torchao extra), which
+    warns that its CUDA kernels do not load and that torch's pytree deprecates its enums; LoRA uses neither."""
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        import peft  # noqa: F401
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def base_model(model: Any) -> torch.nn.Module:

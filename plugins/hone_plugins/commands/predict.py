@@ -16,8 +16,25 @@ from hone.atomic import write_text
 from hone.errors import DataError, HoneError, describe
 from hone.plugins import PluginHost, load_plugins
 from hone.run.loading import LOAD_ERRORS, resolve_source
-from hone.run.rundir import HONE_JSON, MODEL_DIR
+from hone.run.rundir import HONE_JSON, MODEL_DIR, SPEC
 from hone_plugins.exporters.folders import pick_export
+
+def run_plugins_dirs(source: str) -> list[str]:
+    """The plugin folders recorded in the spec of the run that ``source`` (a run directory, its model/ or an export
+    folder in it) belongs to: an in-house plugin the model needs is found without ``--plugins-dir``."""
+    import yaml
+
+    path = Path(source)
+    for folder in (path, *path.parents[:3]):
+        spec = folder / SPEC
+        if spec.is_file() and (folder / MODEL_DIR).is_dir():
+            try:
+                data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+                raise HoneError(f"{spec}: cannot read the run's spec ({error})") from None
+            dirs = data.get("plugins_dir") if isinstance(data, dict) else None
+            return [str(d) for d in dirs or [] if Path(str(d)).is_dir()]
+    return []
 
 
 def load_predictor(source: str, host: PluginHost, task_name: str | None = None, device: str = "auto") -> tuple[Any, Any, Any, list[str]]:
@@ -143,8 +160,10 @@ def predict_command(args: argparse.Namespace) -> int:
     if runtime != "torch" and precision != "fp32":
         raise HoneError(f"--precision {precision} is for --runtime torch; {runtime} runs the exported model as it is")
     name, records = read_input(args)
+    if args.output != "-" and not Path(args.output).parent.is_dir():  # found out before the work, not after it
+        raise HoneError(f"--output {args.output}: No such file or directory (no folder {Path(args.output).parent})")
     model_source = args.source if export is None else str(pick_export(Path(args.source), export))
-    host = load_plugins(args.plugins_dir)
+    host = load_plugins([*args.plugins_dir, *run_plugins_dirs(args.source)])
     threads = getattr(args, "threads", None)
     if threads is not None:
         from hone.run.devices import set_threads

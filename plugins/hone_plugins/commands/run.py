@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hone.run.rundir import METRICS, STATE
+from hone.run.events import read_events
+from hone.run.rundir import EVENTS, METRICS, STATE
 from hone.spec.loading import check_ready, load_spec
 
 from hone_plugins.commands.plainlog import PlainLog
@@ -32,9 +33,22 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
 
 
-def compress_summary(result: dict[str, Any]) -> str:
-    """``size 90.9 MB -> 23.1 MB · parameters 22,713,216 -> 22,713,216 (non-zero 22,422,115) · latency 11.2 -> 6.3 ms``."""
-    before, after = result.get("before") or {}, result.get("after") or {}
+def directory_size(folder: Path) -> int:
+    """Bytes of the regular files under ``folder`` (links not followed)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+def compress_summary(result: dict[str, Any], measured: dict[str, Any] | None = None) -> str:
+    """``size 90.9 MB -> 23.1 MB · parameters 22,713,216 -> 22,713,216 (non-zero 22,422,115) · latency 11.2 -> 6.3 ms``
+    from a compress stage's results and its ``compression_done`` event (``measured``: the latencies are there)."""
+    before = {**((measured or {}).get("before") or {}), **(result.get("before") or {})}
+    after = {**((measured or {}).get("after") or {}), **(result.get("after") or {})}
     parts = []
     if isinstance(before.get("size_bytes"), int) and isinstance(after.get("size_bytes"), int):
         parts.append(f"size {_megabytes(before['size_bytes'])} -> {_megabytes(after['size_bytes'])}")
@@ -76,12 +90,13 @@ def run_command(args: argparse.Namespace) -> int:
     run_dir = run(spec, host, out=args.out, resume=args.resume, quiet=args.quiet or not sys.stderr.isatty(),
                   callbacks=[("plain-log", PlainLog(sys.stderr))] if plain else [], threads=getattr(args, "threads", None))
     metrics = json.loads((run_dir / METRICS).read_text())
+    measured = {e.get("stage"): e for e in read_events(run_dir / EVENTS) if e.get("event") == "compression_done"}
     for stage, result in metrics.items():
         if isinstance(result, dict) and isinstance(result.get("exporter"), str) and isinstance(result.get("folder"), str):
             print(f"{stage}: {export_summary(run_dir, result)}")
             continue  # its params and check data are no split's results
         if isinstance(result, dict) and isinstance(result.get("before"), dict) and isinstance(result.get("after"), dict):
-            print(f"{stage}: {compress_summary(result)}")
+            print(f"{stage}: {compress_summary(result, measured.get(stage))}")
         for split, values in result.items():
             if isinstance(values, dict):
                 if split in ("before", "after") and "before" in result and "after" in result:
@@ -91,7 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
                     print(f"{stage} [{split}]: {shown}")
     for line in resource_summary(json.loads((run_dir / STATE).read_text()), metrics):
         print(line)
-    print(f"run directory: {run_dir}")
+    print(f"run directory: {run_dir} ({_megabytes(directory_size(run_dir))})")
     if first_rank and not args.no_report:
         from hone_plugins.report.write import try_write_report
 

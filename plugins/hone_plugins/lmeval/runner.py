@@ -19,7 +19,7 @@ from hone.atomic import write_text
 from hone.errors import HoneError
 from hone.run.context import RunContext
 from hone.run.devices import autocast
-from hone_plugins.lmeval import INSTALL, LMEvalStage, installed
+from hone_plugins.lmeval.spec import INSTALL, LMEvalStage, installed
 
 CAUSAL_SUFFIXES, SEQ2SEQ_SUFFIXES = ("ForCausalLM", "LMHeadModel"), ("ForConditionalGeneration",)
 SAMPLES_DIR = "lm-eval"

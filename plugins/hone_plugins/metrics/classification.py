@@ -3,7 +3,7 @@ accuracy, precision, recall, F1, the classification report and the confusion mat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,6 +54,18 @@ class ClassScore:
 
     def __init__(self, score: Literal["precision", "recall", "f1"], params: AveragedParams) -> None:
         self.score, self.params = score, params
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Refuse, before any work, a positive class the data's labels cannot match (``1`` for labels '0'/'1')."""
+        if self.params.average != "binary" or not labels:
+            return
+        pos_label = 1 if self.params.pos_label is None else self.params.pos_label
+        if pos_label in labels:
+            return
+        quoted = isinstance(pos_label, int) and str(pos_label) in labels
+        hint = f"; write pos_label: '{pos_label}' (quoted: the labels are strings)" if quoted else ""
+        raise ValueError(f"pos_label {pos_label!r} is not a label of the data; valid labels: "
+                         f"{', '.join(map(repr, labels))}{hint}")
 
     def compute(self, output: EvalOutput) -> dict[str, Any]:
         from sklearn.metrics import precision_recall_fscore_support

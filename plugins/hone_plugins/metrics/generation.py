@@ -38,7 +38,8 @@ def texts(output: EvalOutput, metric: str) -> tuple[list[str], list[list[str]]]:
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references (examples must pair up)")
     if not predictions:
-        raise ValueError(f"{metric} has no predictions to score")
+        raise ValueError(f"{metric} has no predictions to score (causal-lm text records generate nothing: give "
+                         "prompt/completion or messages records, or score text with perplexity)")
     alternatives: list[list[str]] = []
     for i, (prediction, reference) in enumerate(zip(predictions, references)):
         if not isinstance(prediction, str):

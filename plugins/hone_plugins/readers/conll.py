@@ -48,19 +48,21 @@ class ConllReader:
         self.params = params
 
     def read(self, path: Path) -> list[Example]:
-        """Sentences of ``path`` as ``{"tokens": [...], "tags": [...]}`` with IOB2 tags."""
+        """Sentences of ``path`` as ``{"tokens": [...], "tags": [...]}`` with IOB2 tags, and their location: ``_source``,
+        ``_line`` (the first token's line) and ``_token_per_line`` (token i is on line ``_line + i``)."""
         p = self.params
         examples: list[Example] = []
         tokens: list[str] = []
         tags: list[str] = []
         valid_tags: set[str] = set()
         expected: int | None = None
-        first_line = 0
+        first_line = sentence_line = 0
         token_at = tag_at = 0
 
         def flush() -> None:
             if tokens:
-                examples.append({"tokens": tokens[:], "tags": iob1_to_iob2(tags) if p.scheme == "iob1" else tags[:]})
+                examples.append({"tokens": tokens[:], "tags": iob1_to_iob2(tags) if p.scheme == "iob1" else tags[:],
+                                 "_source": str(path), "_line": sentence_line, "_token_per_line": True})
                 tokens.clear()
                 tags.clear()
 
@@ -87,6 +89,8 @@ class ConllReader:
             if tag not in valid_tags:
                 check_tag(tag, path, number)
                 valid_tags.add(tag)
+            if not tokens:
+                sentence_line = number
             tokens.append(columns[token_at])
             tags.append(tag)
         flush()

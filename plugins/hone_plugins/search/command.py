@@ -101,20 +101,40 @@ def run_worker(search: Search, index: int, say: Callable[[str], None] = print) -
     return work(search, index, on_trial_end=lambda s: write_results(search, s), say=say)
 
 
-def _spawn(spec_file: Path, search: Search, workers: int, plugins_dirs: Sequence[str]) -> list[subprocess.Popen[bytes]]:
+def _spawner(spec_file: Path, search: Search, workers: int, plugins_dirs: Sequence[str]) -> Callable[[int], subprocess.Popen[bytes]]:
+    """Starts worker ``index`` as a process of its own."""
     env = {**os.environ, PARENT_ENV: str(os.getpid()), STORAGE_ENV: search.storage_url}
     if "OMP_NUM_THREADS" not in env:  # N workers share the cores instead of each taking all of them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
     base = [sys.executable, "-m", "hone", *(a for d in plugins_dirs for a in ("--plugins-dir", d)), "search", str(spec_file),
             "--out", str(search.search_dir)]
-    return [subprocess.Popen([*base, "--worker", str(i)] + (["-q"] if search.quiet else []), env=env) for i in range(workers)]
+    return lambda i: subprocess.Popen([*base, "--worker", str(i)] + (["-q"] if search.quiet else []), env=env)
 
 
-def _wait(processes: list[subprocess.Popen[bytes]]) -> None:
+def _watch(study: Any, search: Search, workers: int, spawn: Callable[[int], subprocess.Popen[bytes]],
+           say: Callable[[str], None], restarts: int = 3, poll_s: float = 0.5) -> None:
+    """Run the workers to the end. One killed by a signal (kill -9, the OOM killer) has its trial failed and queued
+    again at once, and a new worker takes its place (``restarts`` times at most), so the search still finishes."""
+    processes, codes = {i: spawn(i) for i in range(workers)}, []
     try:
-        codes = [p.wait() for p in processes]
+        while processes:
+            time.sleep(poll_s)
+            for index, process in list(processes.items()):
+                if (code := process.poll()) is None:
+                    continue
+                del processes[index]
+                again = recover(study, search, 0.0, pids={process.pid}) if code < 0 else []
+                if not processes:  # every worker is gone: a trial killed before it named its worker is failed too
+                    again += recover(study, search, 0.0)
+                for number in again:
+                    say(f"trial {number} was interrupted (worker {index} died): it runs again")
+                if restarts > 0 and code <= 0 and (code < 0 or again):
+                    restarts -= 1
+                    processes[index] = spawn(index)
+                else:
+                    codes.append(code)
     except KeyboardInterrupt:  # the workers got Ctrl-C too: each records its trial as interrupted, then exits
-        for p in processes:
+        for p in processes.values():
             p.wait()
         raise
     if any(codes):
@@ -143,7 +163,7 @@ def search_command(spec_file: Path, out: Path | None = None, workers: int = 1, s
             if workers == 1:
                 run_worker(search, 0, say)
             else:
-                _wait(_spawn(spec_file, search, workers, plugins_dirs))
+                _watch(study, search, workers, _spawner(spec_file, search, workers, plugins_dirs), say)
             status = "completed"
         except HoneError:
             status = "failed"

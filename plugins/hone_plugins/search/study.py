@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import random
-import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -16,13 +14,15 @@ from typing import Any
 
 from hone.errors import HoneError, Interrupted
 from hone_plugins.search.objectives import ObjectiveError, leaf, objective_value
+from hone_plugins.search.recovery import (INTERRUPTED, OWNER, RETRY_OF, owner, recover, retry,  # noqa: F401 (the search's API)
+                                          running_elsewhere)
 from hone.plugins import PluginHost
 from hone_plugins.search.space import SearchSpace, apply
 from hone.spec.models import RunSpec
 from hone.spec.loading import validate_spec
 
-# user attributes hone keeps on each trial
-OWNER, RETRY_OF, INTERRUPTED, SURPLUS = "owner", "retry_of", "interrupted", "surplus"
+# user attributes hone keeps on each trial (owner, retry_of and interrupted: hone_plugins.search.recovery)
+SURPLUS = "surplus"
 DUPLICATE_OF, SPEC, RUN_DIR, ERROR, PRUNED_AT = "duplicate_of", "spec", "run_dir", "error", "pruned_at"
 HEARTBEAT_S, GRACE_S = 30, 120  # a trial on another machine whose heartbeat is older than GRACE_S is failed and retried
 DUPLICATE_POLL_S = 2.0
@@ -117,58 +117,6 @@ def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url.split("@")[-1]
-
-
-def owner(search_dir: Path) -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "dir": str(search_dir)}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def retry(study: Any, trial: Any) -> None:
-    """Queue a trial again with the same parameters (its failure was an interruption, not the trial's fault)."""
-    if trial.params:
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
-
-
-def recover(study: Any, search: Search, wait_s: float = 5.0) -> list[int]:
-    """Fail the trials that were running in processes now dead (a kill, a crash) and queue them again.
-
-    Call it holding the search directory's lock: then no live worker of this directory exists, except orphans of a
-    killed parent, which notice within a second and exit.
-    """
-    from optuna.trial import TrialState
-
-    me = owner(search.search_dir)
-    deadline = time.monotonic() + wait_s
-    trials = study.get_trials(deepcopy=False)
-    for trial in trials:
-        if trial.state != TrialState.RUNNING:
-            continue
-        who = trial.user_attrs.get(OWNER) or {}
-        if who.get("host") == me["host"]:
-            while _alive(int(who["pid"])) and time.monotonic() < deadline and who.get("dir") == me["dir"]:
-                time.sleep(0.1)
-            dead = not _alive(int(who["pid"])) or who.get("dir") == me["dir"]
-        else:
-            dead = search.local  # an SQLite study only ever runs here
-        if dead:
-            study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
-    again = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED) and t.number not in retried and t.params]
-    for trial in again:
-        retry(study, trial)
-    return [t.number for t in again]
 
 
 def counted(trials: Sequence[Any], waiting: bool = True) -> list[Any]:
@@ -282,8 +230,8 @@ class Objective:
             done = [t for t in same if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
             if done:
                 return done[0]
-            if not any(t.state == TrialState.RUNNING and t.number < trial.number for t in same):
-                return None
+            if not any(t.state == TrialState.RUNNING and t.number < trial.number and running_elsewhere(t) for t in same):
+                return None  # (a trial whose process died is not waited for: it is failed and retried)
             time.sleep(DUPLICATE_POLL_S)
 
     def _say(self, trial: Any, state: str, values: Sequence[float] | None, seconds: float, detail: str) -> None:

@@ -47,7 +47,8 @@ def table(state: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
-def _cells(headers: list[str], row: list[Any]) -> list[str]:
+def cells(headers: list[str], row: list[Any]) -> list[str]:
+    """A ranking row as text: one number format per column."""
     digits = {"score": 4, headers[3]: 4, **{m: d for m, (_, d) in MEASURES.items()}}  # one format per column
     return ["" if value is None else f"{value:.{digits[h]}f}" if h in digits and isinstance(value, (int, float))
             else str(value) for h, value in zip(headers, row)]
@@ -58,7 +59,7 @@ def markdown(state: dict[str, Any]) -> str:
     lines = [f"score = {state['objective']['formula']} (higher is better)", "",
              "| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h not in ("candidate", "status") else "---"
                                                           for h in headers) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(headers, row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(headers, row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from hone.report import Code, Details, Image, RunData, Section, Table, Text
-from hone_plugins.selection.ranking import STATE, plot, read_state, table
+from hone_plugins.selection.ranking import STATE, cells, plot, read_state, table
 
 
 def ranking_section(state: dict[str, Any], title: str = "Ranking", note: str = "") -> Section:
     headers, rows = table(state)
     blocks: list[Any] = [Text(f"score = {state['objective']['formula']} (higher is better). {note}".strip()),
-                         Table(headers, rows)]
+                         Table(headers, [cells(headers, row) for row in rows])]
     if image := plot(state):
         blocks.append(Image(image, "score and metric per candidate; the metric against latency, size and wall time"))
     return Section(title, blocks)

@@ -163,7 +163,8 @@ def compress_stage(ctx: RunContext, index: int, stage: CompressStage) -> dict[st
     metrics = ctx.metrics(stage.metrics)
     context = compression_context(ctx, index, stage.budget_split, metrics, stage.batch_size)
     previous_steps = compression_steps(core)
-    before = {**model_report(core, layers=False), "latency_ms": latency_ms(ctx, core, stage.budget_split)}
+    before = model_report(core, layers=False)
+    latency = {"before": latency_ms(ctx, core, stage.budget_split)}  # wall-clock: in the event, not in metrics.json
     result: dict[str, Any] = {"compressor": stage.compressor.name}
     if stage.max_drop is None:
         params = stage.compressor.settings()
@@ -175,8 +176,10 @@ def compress_stage(ctx: RunContext, index: int, stage: CompressStage) -> dict[st
     setattr(model, STEPS_ATTRIBUTE, [*previous_steps, {"stage": name, "compressor": stage.compressor.name,
                                                         "params": params, "recipe": recipe}])
     ctx.model = model
-    after = {**model_report(model), "latency_ms": latency_ms(ctx, model, stage.budget_split)}
+    after = model_report(model)
+    latency["after"] = latency_ms(ctx, model, stage.budget_split)
     result.update(params=params, before=before, after=after, changes=changes)
     ctx.events.emit("compression_done", stage=name, compressor=stage.compressor.name, params=params, changes=changes,
-                    before=before, after={k: v for k, v in after.items() if k != "layer_sparsity"})
+                    before={**before, "latency_ms": latency["before"]},
+                    after={**{k: v for k, v in after.items() if k != "layer_sparsity"}, "latency_ms": latency["after"]})
     return result

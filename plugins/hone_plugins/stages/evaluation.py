@@ -13,6 +13,7 @@ from hone.run.context import unwrap
 from hone.run.devices import autocast, eval_precision, forward, to_device
 
 from hone_plugins.stages.batching import eval_batches
+from hone_plugins.stages.plain import plain_results
 from hone_plugins.stages.predictions import write_predictions
 
 
@@ -86,12 +87,13 @@ def compute_metrics(metrics: Sequence[tuple[str, Any]], output: EvalOutput, orig
     """Every metric's results; ``origins`` (name -> plugin and distribution) goes into error messages."""
     results: dict[str, Any] = {"loss": output.loss}
     for name, metric in metrics:
+        origin = origins.get(name) if origins else None
         try:
             found = metric.compute(output)
         except Exception as error:
-            origin = f" from {origins[name]}" if origins and origins.get(name) else ""
-            raise ComponentError(f"metric '{name}'{origin} failed: {type(error).__name__}: {error}") from error
-        results.update(without_clashes(name, found, results))
+            where = f" from {origin}" if origin else ""
+            raise ComponentError(f"metric '{name}'{where} failed: {type(error).__name__}: {error}") from error
+        results.update(without_clashes(name, plain_results(name, found, origin), results))
     return results
 
 

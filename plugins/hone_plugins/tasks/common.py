@@ -58,9 +58,15 @@ def data_error(example: Mapping[str, Any], message: str) -> DataError:
     return DataError(example.get("_source", "<data>"), example.get("_line"), message)
 
 
-def unknown_label(example: Mapping[str, Any], label: Any, labels: Sequence[str]) -> DataError:
+def unknown_label(example: Mapping[str, Any], label: Any, labels: Sequence[str], token: int = 0) -> DataError:
+    """An unknown label at its file and line; ``token``: the index of the token it tags, for readers that put one token
+    on each line (CoNLL)."""
     known = ", ".join(map(str, labels)) or "none"
-    return data_error(example, f"unknown label {label!r}; known labels: {known}")
+    line = example.get("_line")
+    if line is not None and example.get("_token_per_line"):
+        line += token
+    message = f"unknown label {label!r} (not in the training data); known labels: {known}"
+    return DataError(example.get("_source", "<data>"), line, message)
 
 
 def record_error(record: Mapping[str, Any], index: int, message: str) -> ValueError | DataError:

@@ -152,9 +152,9 @@ class TokenClassification:
                 raise common.data_error(example, "a token-classification example needs 'tokens' and 'tags'")
             if len(tokens) != len(tags):
                 raise common.data_error(example, f"{len(tokens)} tokens but {len(tags)} tags")
-            for tag in tags:
+            for index, tag in enumerate(tags):
                 if tag not in label2id:
-                    raise common.unknown_label(example, tag, labels)
+                    raise common.unknown_label(example, tag, labels, index)
         encoding = tokenizer(
             [list(map(str, e["tokens"])) for e in examples],
             is_split_into_words=True,

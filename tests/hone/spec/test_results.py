@@ -48,6 +48,8 @@ def load(tmp_path: Path, train: str, task: str = "token-classification", search:
         text += "plugins_dir: [plugins]\n"
     path = tmp_path / "spec.yaml"
     path.write_text(text)
+    for name in ("train.txt", "valid.txt"):  # hone search checks that the data files exist before any trial
+        (tmp_path / name).touch()
     return load_spec(path)[0]
 
 
@@ -87,11 +89,11 @@ def test_a_metric_that_declares_nothing_needs_an_explicit_mode(tmp_path: Path) -
 def test_search_objectives_take_their_direction_from_the_declarations(tmp_path: Path) -> None:
     search = """\
     search:
-      objectives: [test.accuracy, fit.validation.loss, validation.entity_f1]
+      objectives: [test.perplexity, fit.validation.loss, validation.entity_f1]
       space: {"stages[0].batch_size": [8, 16]}
     """
     spec = load(tmp_path, "epochs: 1", search=search)
-    assert [o.direction for o in spec.search.objectives] == ["maximize", "minimize", "maximize"]
+    assert [o.direction for o in spec.search.objectives] == ["minimize", "minimize", "maximize"]
 
 
 def test_a_search_objective_naming_a_result_no_stage_reports_is_refused_before_any_trial(tmp_path: Path) -> None:

@@ -69,7 +69,9 @@ def test_readers_are_registered_with_descriptions(host: Any) -> None:
 
 def test_conll_reads_sentences(host: Any, tmp_path: Path) -> None:
     examples = reader(host, "conll", tag_column=3).read(write(tmp_path, "a.txt", CONLL))
-    assert examples == [
+    assert [(e["_source"], e["_line"], e["_token_per_line"]) for e in examples] == [(str(tmp_path / "a.txt"), 3, True),
+                                                                                    (str(tmp_path / "a.txt"), 9, True)]
+    assert plain(examples) == [
         {"tokens": ["Mara", "Velling", "visited", "Oslo", "."], "tags": ["B-PER", "I-PER", "O", "B-LOC", "O"]},
         {"tokens": ["Kestrel", "Systems", "grew"], "tags": ["B-ORG", "I-ORG", "O"]},
     ]
@@ -78,14 +80,15 @@ def test_conll_reads_sentences(host: Any, tmp_path: Path) -> None:
 def test_conll_crlf_tabs_and_columns(host: Any, tmp_path: Path) -> None:
     path = write(tmp_path, "b.tsv", "B-PER\tAna\r\nO\tran\r\n\r\n")
     assert reader(host, "conll", separator="\t", token_column=1, tag_column=0).read(path) == [
-        {"tokens": ["Ana", "ran"], "tags": ["B-PER", "O"]}
+        {"tokens": ["Ana", "ran"], "tags": ["B-PER", "O"], "_source": str(path), "_line": 1, "_token_per_line": True}
     ]
 
 
 def test_conll_docstart_kept_when_asked(host: Any, tmp_path: Path) -> None:
     path = write(tmp_path, "c.txt", "-DOCSTART- O\n\nAna B-PER\n")
     assert len(reader(host, "conll").read(path)) == 1
-    assert reader(host, "conll", skip_docstart=False).read(path)[0] == {"tokens": ["-DOCSTART-"], "tags": ["O"]}
+    assert reader(host, "conll", skip_docstart=False).read(path)[0] == {"tokens": ["-DOCSTART-"], "tags": ["O"], "_source": str(path),
+                                                                   "_line": 1, "_token_per_line": True}
 
 
 def test_conll_iob1_is_converted_to_iob2(host: Any, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import yaml
 
 from hone.cli import main
 from hone_plugins.report.compare import Comparison, compare, metric_warning, render
-from tests.hone.conftest import tiny_spec
+from .conftest import tiny_spec
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from hone.run.events import read_events
 from hone_plugins.report import plots
 from hone_plugins.report.write import write_report
-from tests.hone.conftest import tiny_spec
+from .conftest import tiny_spec
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

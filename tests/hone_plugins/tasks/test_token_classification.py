@@ -100,6 +100,19 @@ def test_unknown_tag_is_a_data_error(tiny_bert: Path) -> None:
         task.encode([{"tokens": ["paris"], "tags": ["B-GPE"]}], tokenizer, LABELS)
 
 
+def test_a_conll_validation_tag_not_in_training_names_its_file_and_line(tiny_bert: Path, tmp_path: Path) -> None:
+    conll = load_plugins(warn=False).registries.get("reader", "conll").build({})
+    (tmp_path / "train.txt").write_text("john B-PER\nlives O\n\nin O\nparis B-LOC\n")
+    (tmp_path / "valid.txt").write_text("-DOCSTART- O\n\nmary B-PER\n\nthe O\nolympics B-EVENT\n")
+    task = build()
+    labels = task.labels_from(conll.read(tmp_path / "train.txt"))
+    _, tokenizer = task.load(str(tiny_bert), labels)
+    with pytest.raises(DataError) as caught:
+        task.encode(conll.read(tmp_path / "valid.txt"), tokenizer, labels)
+    assert str(caught.value).startswith(f"{tmp_path / 'valid.txt'}:6: unknown label 'B-EVENT'")
+    assert "B-LOC" in str(caught.value)
+
+
 def test_collate_pads_dynamically_with_minus_100(tiny_bert: Path) -> None:
     task = build()
     _, tokenizer = task.load(str(tiny_bert), LABELS)

