@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,15 @@ def test_a_run_interrupted_before_the_open_core_resumes_to_the_old_uninterrupted
     results = json.loads((resumed / "metrics.json").read_text())
     expected = json.loads((old_runs / "finished" / "metrics.json").read_text())
     params, old_params = results["prune"].pop("params"), expected["prune"].pop("params")
-    assert reproducible(results) == expected  # every loss, score and size, to the last digit
     assert params == {**params, **old_params} and len(params) > len(old_params)  # now with the compressor's defaults
+    assert as_old(reproducible(results), expected) == expected  # every loss, score and size, to the last digit
+
+
+def as_old(new: Any, old: Any) -> Any:
+    """``new`` cut to the keys ``old`` has: results this hone adds (trainable parameters, latencies) are not compared."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {key: as_old(new[key], old[key]) if key in new else "<missing>" for key in old}
+    return new
 
 
 @pytest.mark.slow
