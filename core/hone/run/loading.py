@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import pickle
 import warnings
 from typing import Any
@@ -32,6 +33,10 @@ def quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    # transformers imports torchao wherever it is installed (hone's torchao extra): its CUDA kernels that do not load
+    # on a CPU and torch's pytree deprecating its enums are noise before every run
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def load_model(spec: RunSpec, task: Any, labels: list[str]) -> tuple[Any, Any, list[str]]:
