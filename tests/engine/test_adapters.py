@@ -21,7 +21,9 @@ pytest.importorskip("peft", reason="peft (the adapters extra) is not installed")
 def adapter_spec(model: Path, adapter: dict[str, Any], **train: Any) -> dict[str, Any]:
     stage = {"type": "train", "name": "lora", "epochs": 2, "batch_size": 8, "logging_steps": 1,
              "optimizer": {"name": "adamw", "lr": 1e-2}, "adapter": adapter, **train}
-    return ner_spec(model, stages=[stage, {"type": "evaluate", "name": "test", "split": "test"}])
+    # after_run: all keeps the checkpoints these tests read once the run has finished
+    return ner_spec(model, stages=[stage, {"type": "evaluate", "name": "test", "split": "test"}],
+                    checkpoints={"after_run": "all"})
 
 
 def run_file(spec_file: Path, out: Path, **kwargs: Any) -> Path:

@@ -265,6 +265,8 @@ def test_broken_plugin_is_listed_as_failed_and_builtins_still_work(installed: In
 @pytest.mark.slow
 def test_validate_accepts_the_plugin_metric_beside_builtins_and_warns_about_the_broken_plugin(installed: Installed, tmp_path: Path) -> None:
     (tmp_path / "spec.yaml").write_text(TOKEN_F1_SPEC)
+    for name in ("train.txt", "test.txt"):  # hone validate checks that the data files exist
+        (tmp_path / name).touch()
     result = installed.hone("validate", "spec.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "spec.yaml: valid (1 stage: 0-evaluate)" in result.stdout
@@ -294,6 +296,8 @@ def test_validate_checks_the_plugins_params(installed: Installed, tmp_path: Path
 def test_disabling_the_broken_plugin_silences_it(installed: Installed, tmp_path: Path) -> None:
     assert installed.plugins(HONE_DISABLE_PLUGINS="broken")["broken"]["status"] == "disabled"
     (tmp_path / "spec.yaml").write_text(TOKEN_F1_SPEC)
+    for name in ("train.txt", "test.txt"):  # hone validate checks that the data files exist
+        (tmp_path / name).touch()
     result = installed.hone("validate", "spec.yaml", cwd=tmp_path, HONE_DISABLE_PLUGINS="hone-broken-plugin")
     assert result.returncode == 0 and "warning" not in result.stderr
 

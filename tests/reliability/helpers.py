@@ -26,7 +26,10 @@ STAGE_EXAMPLES: dict[str, dict[str, Any]] = {
     "compress": {"type": "compress", "compressor": "test-halve"},
     "lm-eval": {"type": "lm-eval", "include_path": str(REPO / "tests" / "hone_plugins" / "lmeval" / "tasks"),
                 "tasks": ["tiny_mc", "tiny_gen"], "limit": 4},
+    "export": {"type": "export", "exporter": "onnx"},
 }
+# Stage types whose plugin needs an optional extra (the module it installs): their examples skip where it is absent.
+STAGE_EXTRAS = {"export": "onnxruntime"}
 # Stage types that score a language model, with the module their extra installs: their examples run on a tiny GPT-2
 # with causal-lm data in place of the NER spec, and skip where the extra is absent.
 LANGUAGE_MODEL_STAGES = {"lm-eval": "lm_eval"}
@@ -64,6 +67,10 @@ STAGE_PLUGINS: dict[str, dict[str, str]] = {"compress": {"reliability_compressor
 
 def with_stages(spec: dict[str, Any], directory: Path, *types: str) -> dict[str, Any]:
     """``spec`` running one example stage of each of ``types``, with the plugins they need written to ``directory``."""
+    import pytest
+
+    for module in {STAGE_EXTRAS[t] for t in types if t in STAGE_EXTRAS}:
+        pytest.importorskip(module, reason=f"{module} (an optional extra) is not installed")
     spec = dict(spec, stages=[dict(STAGE_EXAMPLES[t], name=f"{i}-{t}") for i, t in enumerate(types)])
     if any(t in LANGUAGE_MODEL_STAGES for t in types):
         spec = causal_lm(spec, directory, *(LANGUAGE_MODEL_STAGES[t] for t in types if t in LANGUAGE_MODEL_STAGES))

@@ -154,6 +154,11 @@ def load_checkpoint(folder: Path, model: torch.nn.Module) -> dict[str, Any]:
     unexpected = [k for k in unexpected if k in weights]
     if unexpected:
         raise CheckpointError(f"{folder / WEIGHTS}: weights do not fit the model (unexpected: {unexpected[:5]})")
+    return read_training_state(folder)
+
+
+def read_training_state(folder: Path) -> dict[str, Any]:
+    """A checkpoint's training state: plain tensors and containers only (``weights_only``), else a CheckpointError."""
     try:
         return torch.load(folder / STATE, weights_only=True, map_location="cpu")
     except Exception as error:

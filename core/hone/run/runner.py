@@ -16,8 +16,7 @@ import torch
 from hone.atomic import write_json
 from hone.errors import ComponentError, HoneError, Interrupted
 from hone.host import PluginHost
-from hone.run.checkpoint import STATE as TRAINING_STATE
-from hone.run.checkpoint import Checkpoints, load_checkpoint, retain, rng_state, set_rng_state
+from hone.run.checkpoint import Checkpoints, load_checkpoint, read_training_state, retain, rng_state, set_rng_state
 from hone.run.compressed import read_steps, restore_steps
 from hone.run.context import RunContext
 from hone.run.data import load_splits
@@ -194,7 +193,7 @@ def _model_for_checkpoint(ctx: RunContext, folder: Path) -> Any | None:
     """The model a checkpoint's weights fit when it is not the spec's (``None``): a replacing stage's, up to the
     checkpoint's own; and for a checkpoint taken inside a stage, the form that stage trains the model in, where its
     runner defines ``checkpoint_model(ctx, index, model)`` (the model with an adapter, say; ``None``: as it is)."""
-    state = torch.load(folder / TRAINING_STATE, weights_only=True, map_location="cpu")
+    state = read_training_state(folder)
     stage, model = int(state["stage"]), None
     replacing = [i for i, s in enumerate(ctx.spec.stages) if effect(ctx.host, s) == "replaces" and i <= stage]
     if replacing:

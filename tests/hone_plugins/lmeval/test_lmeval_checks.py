@@ -32,9 +32,9 @@ def test_the_plugin_module_imports_neither_lm_eval_nor_torch() -> None:
 
 def test_without_the_extra_the_spec_names_the_install_command(tmp_path: Path, tiny_gpt2: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import hone_plugins.lmeval
+    import hone_plugins.lmeval.spec
 
-    monkeypatch.setattr(hone_plugins.lmeval, "installed", lambda: False)  # where lm-eval is absent this is how it is
+    monkeypatch.setattr(hone_plugins.lmeval.spec, "installed", lambda: False)  # where lm-eval is absent this is how it is
     text = problems(write_spec(tmp_path, lmeval_spec(tiny_gpt2, str(TASKS), ["tiny_mc"])))
     assert "spec.yaml:9: stages[0]:" in text and "pip install 'hone-ml[lm-eval]'" in text
 
