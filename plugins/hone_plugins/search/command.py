@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import yaml
 from hone.atomic import write_text
 from hone.errors import HoneError
 from hone.plugins import PluginHost
+from hone_plugins.folder_lock import lock_folder
 from hone_plugins.search.check import base_data, raise_search_issues, search_issues
 from hone_plugins.search.results import write_results
 from hone_plugins.search.study import Search, make_sampler, open_study, recover, work
@@ -24,7 +24,7 @@ from hone.run.rundir import changed_fields
 from hone.spec.models import RunSpec
 from hone.spec.loading import check_ready, load_spec, read_spec_file
 
-SEARCH_SPEC, LOCK, STUDY_DB = "search.yaml", ".lock", "study.db"
+SEARCH_SPEC, STUDY_DB = "search.yaml", "study.db"
 PARENT_ENV = "HONE_SEARCH_PARENT"  # in worker processes: the parent's pid (they exit when it dies)
 STORAGE_ENV = "HONE_SEARCH_STORAGE"  # in worker processes: the storage URL, kept off the command line (passwords)
 
@@ -64,13 +64,7 @@ def _claim(search: Search, resume: bool) -> IO[str]:
         raise HoneError(f"{directory}: nothing to resume (no {SEARCH_SPEC}); run without --resume")
     if not saved.exists() and directory.exists() and any(directory.iterdir()):
         raise HoneError(f"{directory} already holds something else than a search: choose another --out")
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = open(directory / LOCK, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise HoneError(f"{directory}: another `hone search` is running on it") from None
+    lock = lock_folder(directory, "hone search")
     if saved.exists():
         changed = changed_fields(yaml.safe_load(saved.read_text(encoding="utf-8")), search.spec, search.host)
         if changed:

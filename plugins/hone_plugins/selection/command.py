@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sys
 import time
@@ -17,26 +16,17 @@ from hone.plugins import PluginHost
 from hone.report import load_run
 from hone.run.rundir import SPEC, changed_fields
 from hone.spec.loading import SpecError, SpecIssue, check_ready, check_sections, load_spec
+from hone_plugins.folder_lock import LOCK, lock_folder
 from hone_plugins.selection.candidates import CUT_JSON, Plan, cut_model, measure, plan, timing_examples
 from hone_plugins.selection.check import NO_SECTION
 from hone_plugins.selection.ranking import MARKDOWN, STATE, markdown, read_state, write_ranking
 from hone_plugins.selection.spec import SelectionSpec
 
-LOCK = ".lock"
-
-
 def _claim(directory: Path) -> IO[str]:
     """Lock the selection directory: one ``hone select`` at a time works in it."""
     if directory.is_dir() and any(p.name != LOCK for p in directory.iterdir()) and not (directory / STATE).exists():
         raise HoneError(f"{directory} already holds something else than a model selection: choose another --out")
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = open(directory / LOCK, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise HoneError(f"{directory}: another `hone select` is running on it") from None
-    return lock
+    return lock_folder(directory, "hone select")
 
 
 def _saved_spec(run_dir: Path) -> Any:
