@@ -42,9 +42,9 @@ def peak_rss_mb() -> float | None:
 
 
 def process_peak_rss_mb() -> float | None:
-    """The process's peak RSS in MB since it started, resets or not."""
+    """The process's peak RSS in MB since it started, resets or not, rounded as a stage's peak is."""
     current = peak_rss_mb()
-    return None if current is None else max(current, _before_resets[0])
+    return None if current is None else round(max(current, _before_resets[0]), 1)
 
 
 def stage_memory(reset: bool) -> dict[str, float]:
