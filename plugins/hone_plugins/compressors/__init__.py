@@ -38,34 +38,44 @@ class DynamicInt8Params(LayerSelection):
                               "-0.9 F1 points vs -1.5 with one scale per tensor, at the same speed); false: per tensor.")
 
 
-class MagnitudeParams(LayerSelection):
-    sparsity: float = Field(0.5, ge=0, lt=1, description="Share of the selected weights set to zero.")
-    scope: Literal["layer", "global"] = Field("layer", description="Rank weights within each layer, or over all selected layers.")
-    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Linear module names to leave alone "
-                               "(fnmatch patterns); default: the task heads.")
+class NMPattern(LayerSelection):
+    """An N:M sparsity pattern as an alternative to a share of weights."""
 
-
-class WandaParams(LayerSelection):
-    sparsity: float = Field(0.5, ge=0, lt=1, description="Share of each output row's weights set to zero (every row "
-                            "loses exactly this share). With n_m: 1 - N/M, which need not be given.")
+    sparsity: float
     n_m: tuple[int, int] | None = Field(None, description="N:M sparsity instead of a share: at most N non-zero weights in "
                                         "every M consecutive inputs of a row, e.g. [2, 4] (2:4 runs faster on NVIDIA GPUs "
                                         "with torch's semi-structured kernels; on a CPU it only zeroes weights).")
-    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Layer names to leave alone "
-                               "(fnmatch patterns); default: the task heads.")
-    calibration_batches: int = Field(8, ge=1, description="Training batches whose inputs measure each input feature's "
-                                     "norm (one-shot; in a train stage's pruning the training batches do).")
-    batch_size: int = Field(16, ge=1, description="Examples per calibration batch.")
 
     @model_validator(mode="after")
-    def _pattern(self) -> WandaParams:
+    def _pattern(self) -> NMPattern:
         if self.n_m is not None:
             n, m = self.n_m
             if not 1 <= n < m:
                 raise ValueError(f"n_m [N, M] needs 1 <= N < M (e.g. [2, 4]); got {list(self.n_m)}")
             if "sparsity" in self.model_fields_set and abs(self.sparsity - (1 - n / m)) > 1e-6:
                 raise ValueError(f"n_m {list(self.n_m)} sets the sparsity to {1 - n / m:g}; leave `sparsity` out")
+            if getattr(self, "scope", "layer") != "layer":
+                raise ValueError("n_m prunes within each row's groups of M: scope must be 'layer'")
         return self
+
+
+class MagnitudeParams(NMPattern):
+    sparsity: float = Field(0.5, ge=0, lt=1, description="Share of the selected weights set to zero. With n_m: 1 - N/M, "
+                            "which need not be given.")
+    scope: Literal["layer", "global"] = Field("layer", description="Rank weights within each layer, or over all selected "
+                                              "layers (not with n_m).")
+    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Linear module names to leave alone "
+                               "(fnmatch patterns); default: the task heads.")
+
+
+class WandaParams(NMPattern):
+    sparsity: float = Field(0.5, ge=0, lt=1, description="Share of each output row's weights set to zero (every row "
+                            "loses exactly this share). With n_m: 1 - N/M, which need not be given.")
+    exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Layer names to leave alone "
+                               "(fnmatch patterns); default: the task heads.")
+    calibration_batches: int = Field(8, ge=1, description="Training batches whose inputs measure each input feature's "
+                                     "norm (one-shot; in a train stage's pruning the training batches do).")
+    batch_size: int = Field(16, ge=1, description="Examples per calibration batch.")
 
 
 class StructuredParams(BaseModel):
@@ -124,7 +134,7 @@ def magnitude(params: MagnitudeParams) -> MagnitudePruning:
     """Unstructured L1 pruning of Linear weights to a target sparsity (one-shot, or gradual in a train stage)."""
     from hone_plugins.compressors.pruning.magnitude import MagnitudePruning
 
-    return MagnitudePruning(params.sparsity, params.scope, params.include, params.exclude)
+    return MagnitudePruning(params.sparsity, params.scope, params.include, params.exclude, params.n_m)
 
 
 def wanda(params: WandaParams) -> WandaPruning:

@@ -37,6 +37,23 @@ def select_prunable(model: nn.Module, include: Sequence[str], exclude: Sequence[
     return chosen
 
 
+def keep_largest_per_row(scores: torch.Tensor, pruned: int, group: int | None = None) -> torch.Tensor:
+    """Keep-mask of (out, in) ``scores`` without the ``pruned`` lowest of each row, or of each group of ``group`` inputs."""
+    rows = scores if group is None else scores.reshape(scores.shape[0], -1, group)
+    keep = torch.ones_like(rows, dtype=torch.bool)
+    if pruned:  # topk, not a threshold: ties must not prune more than asked
+        keep.scatter_(-1, torch.topk(rows, pruned, dim=-1, largest=False).indices, False)
+    return keep.reshape(scores.shape)
+
+
+def refuse_ragged(layers: dict[str, nn.Module], n_m: tuple[int, int]) -> None:
+    """Refuse (before any work) layers whose input width an N:M pattern cannot tile."""
+    ragged = [name for name, m in layers.items() if out_in(m).shape[1] % n_m[1]]
+    if ragged:
+        raise ValueError(f"n_m {list(n_m)}: in_features of {', '.join(ragged[:3])} is not a multiple of "
+                         f"{n_m[1]}; exclude those layers or choose another M")
+
+
 def out_in(module: nn.Module) -> torch.Tensor:
     """A layer's weight as (out_features, in_features): the parameter itself, or a view of a Conv1D's."""
     return module.weight.t() if is_conv1d(module) else module.weight

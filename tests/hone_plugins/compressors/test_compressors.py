@@ -377,6 +377,37 @@ def test_wanda_n_m_pattern_holds_in_every_group_of_m(host: PluginHost, model: to
         assert bool((nonzero_per_group == 2).all())
 
 
+def test_magnitude_n_m_keeps_the_largest_weights_of_every_group_of_m(host: PluginHost, model: torch.nn.Module) -> None:
+    before = {name: w.detach().clone() for name, w in linear_weights(model).items()}
+    pruned, report = compress(host, "magnitude", model, n_m=[2, 4])
+    assert report["sparsity"] == 0.5 and report["n_m"] == [2, 4]
+    for name, weight in linear_weights(pruned).items():
+        groups, original = (weight != 0).reshape(weight.shape[0], -1, 4), before[name].abs().reshape(weight.shape[0], -1, 4)
+        assert bool((groups.sum(-1) == 2).all())
+        kept_smallest = original.masked_fill(~groups, float("inf")).min(-1).values
+        dropped_largest = original.masked_fill(groups, -1.0).max(-1).values
+        assert bool((kept_smallest >= dropped_largest).all())  # by magnitude, within each group
+
+
+def test_magnitude_n_m_refuses_a_global_scope_and_widths_m_does_not_divide(host: PluginHost) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="scope must be 'layer'"):
+        host.registries.get("compressor", "magnitude").build({"n_m": [2, 4], "scope": "global"})
+    with pytest.raises(ValueError, match=r"n_m \[2, 4\]: in_features of 0 is not a multiple of 4"):
+        compress(host, "magnitude", torch.nn.Sequential(torch.nn.Linear(6, 4)), n_m=[2, 4], exclude=[])
+
+
+def test_gradual_magnitude_n_m_ends_on_the_pattern(host: PluginHost, model: torch.nn.Module) -> None:
+    pruner = host.registries.get("compressor", "magnitude").build({"n_m": [2, 4]})
+    schedule = pruner.gradual(model, total_steps=10, start=0, end=4, every=1)
+    for step in range(6):
+        schedule.after_step(model, step)
+    for weight in linear_weights(model).values():
+        assert bool(((weight != 0).reshape(weight.shape[0], -1, 4).sum(-1) == 2).all())
+    assert schedule.report(model)["n_m"] == [2, 4]
+
+
 def feature_model() -> tuple[torch.nn.Module, CompressionContext]:
     """One Linear whose input feature 0 is 100x louder than the others, and a context feeding it."""
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hone.components import CompressionContext
-from hone_plugins.compressors.layers import out_in, select_prunable
+from hone_plugins.compressors.layers import keep_largest_per_row, out_in, refuse_ragged, select_prunable
 
 
 class InputNorms:
@@ -61,11 +61,7 @@ def wanda_keep(weight: torch.Tensor, norms: torch.Tensor, pruned: int, group: in
     scores = weight.detach().abs().float() * norms.to(weight.device)[None, :]
     if previous is not None:
         scores = scores.masked_fill(~previous, -1.0)
-    rows = scores if group is None else scores.reshape(weight.shape[0], -1, group)
-    keep = torch.ones_like(rows, dtype=torch.bool)
-    if pruned:
-        keep.scatter_(-1, torch.topk(rows, pruned, dim=-1, largest=False).indices, False)
-    keep = keep.reshape(weight.shape)
+    keep = keep_largest_per_row(scores, pruned, group)
     return keep if previous is None else keep & previous  # never revive a pruned weight
 
 
@@ -83,10 +79,7 @@ class WandaPruning:
         """The selected layers, refusing (before any work) widths an N:M pattern cannot tile."""
         layers = select_prunable(model, self.include, self.exclude)
         if self.n_m:
-            ragged = [name for name, m in layers.items() if out_in(m).shape[1] % self.n_m[1]]
-            if ragged:
-                raise ValueError(f"n_m {list(self.n_m)}: in_features of {', '.join(ragged[:3])} is not a multiple of "
-                                 f"{self.n_m[1]}; exclude those layers or choose another M")
+            refuse_ragged(layers, self.n_m)
         return layers
 
     def pruned_per_row(self, width: int, sparsity: float) -> tuple[int, int | None]:
