@@ -1,4 +1,4 @@
-"""What a report section works with: the run directory read back, and the blocks a section is made of.
+"""What a report section works with: the run directory read back (``RunData``), and the blocks a section is made of.
 
 Report sections come from plugins (``register_report_sections``); hone renders their blocks to one
 self-contained HTML page and to Markdown.
@@ -6,17 +6,10 @@ self-contained HTML page and to Markdown.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
-
-from hone.errors import HoneError
-from hone.run.events import read_events
-from hone.run.rundir import EVENTS, METRICS, SPEC, STATE
 
 
 @dataclass
@@ -61,7 +54,6 @@ class Section:
     blocks: list[Block] = field(default_factory=list)
 
 
-
 @dataclass
 class RunData:
     """Everything a run directory holds, read tolerantly (a missing or damaged file reads as empty)."""
@@ -82,27 +74,3 @@ class RunData:
 
     def of(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
-
-
-def _read(path: Path, parse: Any) -> Any:
-    try:
-        value = parse(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def load_run(path: Path) -> RunData:
-    """Read ``path``; a HoneError if it holds no run at all."""
-    path = Path(path)
-    if not path.is_dir():
-        raise HoneError(f"{path}: not a directory")
-    if not any((path / name).exists() for name in (SPEC, EVENTS, METRICS, STATE)):
-        raise HoneError(f"{path}: not a hone run directory (no spec.yaml, events.jsonl, metrics.json or state.json)")
-    return RunData(
-        path=path,
-        spec=_read(path / SPEC, yaml.safe_load),
-        events=read_events(path / EVENTS),
-        metrics=_read(path / METRICS, json.loads),
-        state=_read(path / STATE, json.loads),
-    )

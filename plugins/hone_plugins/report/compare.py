@@ -14,9 +14,9 @@ from typing import Any
 
 from hone.errors import HoneError
 from hone_plugins.report.render import fmt
-from hone.report import RunData, load_run
+from hone.report import RunData
 from hone.run.results import scalars
-from hone_plugins.report.rundata import (eval_speed, evaluations, final_evaluation, find_metric, model_size, train_speed,
+from hone_plugins.report.rundata import (eval_speed, evaluations, final_evaluation, find_metric, load_run, model_size, train_speed,
                                          wall_seconds)
 
 MEASURES = (

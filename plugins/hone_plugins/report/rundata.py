@@ -7,11 +7,40 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from hone.errors import HoneError
 from hone.report import RunData
+from hone.run.events import read_events
+from hone.run.rundir import EVENTS, METRICS, SPEC, STATE
 from hone.run.results import SPLITS, scalars
 
 REPORT_KEYS = ("entity_report", "classification_report")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def _read(path: Path, parse: Any) -> Any:
+    try:
+        value = parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def load_run(path: Path) -> RunData:
+    """Read ``path``; a HoneError if it holds no run at all."""
+    path = Path(path)
+    if not path.is_dir():
+        raise HoneError(f"{path}: not a directory")
+    if not any((path / name).exists() for name in (SPEC, EVENTS, METRICS, STATE)):
+        raise HoneError(f"{path}: not a hone run directory (no spec.yaml, events.jsonl, metrics.json or state.json)")
+    return RunData(
+        path=path,
+        spec=_read(path / SPEC, yaml.safe_load),
+        events=read_events(path / EVENTS),
+        metrics=_read(path / METRICS, json.loads),
+        state=_read(path / STATE, json.loads),
+    )
 
 
 def stage_names(run: RunData) -> list[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 from hone.atomic import write_text
 from hone.errors import describe
 from hone.plugins import load_plugins
-from hone.report import RunData, Section, Text, load_run
+from hone.report import RunData, Section, Text
+from hone_plugins.report.rundata import load_run
 from hone_plugins.report.render import render_html, render_markdown
 
 HTML_NAME, MD_NAME = "report.html", "report.md"

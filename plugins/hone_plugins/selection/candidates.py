@@ -13,9 +13,8 @@ from typing import Any
 from hone.atomic import write_text
 from hone.errors import HoneError
 from hone.plugins import PluginHost
-from hone.report import load_run
 from hone.spec.models import ModelSpec, RunSpec
-from hone_plugins.report.rundata import model_size, wall_seconds
+from hone_plugins.report.rundata import load_run, model_size, wall_seconds
 from hone_plugins.search.objectives import objective_value
 from hone_plugins.selection.check import candidate_model
 from hone_plugins.selection.spec import Candidate, Latency, SelectionObjective

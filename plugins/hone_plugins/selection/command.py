@@ -13,7 +13,7 @@ import yaml
 
 from hone.errors import HoneError, Interrupted, describe
 from hone.plugins import PluginHost
-from hone.report import load_run
+from hone_plugins.report.rundata import load_run
 from hone.run.rundir import SPEC, changed_fields
 from hone.spec.loading import SpecError, SpecIssue, check_ready, check_sections, load_spec
 from hone_plugins.folder_lock import LOCK, lock_folder
