@@ -29,12 +29,12 @@ def sentiment_spec(model: Path, metric: dict[str, Any]) -> dict[str, Any]:
 def test_an_integer_pos_label_for_string_labels_is_refused_before_the_first_step(tiny_bert: Path, tmp_path: Path) -> None:
     spec, host = load_spec(write_spec(tmp_path, sentiment_spec(tiny_bert, {"name": "f1", "pos_label": 1})))
     with pytest.raises(HoneError) as caught:
-        run(spec, host, out=tmp_path / "run", quiet=True)
+        run(spec, host, out=tmp_path / "run")
     message = str(caught.value)
     assert message.startswith("stage 'test': metric 'f1': pos_label 1 is not a label of the data; valid labels: '0', '1'")
     assert "pos_label: '1'" in message
     assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
     assert read_json(tmp_path / "run" / "state.json")["completed"] == []
     fixed, host = load_spec(write_spec(tmp_path, sentiment_spec(tiny_bert, {"name": "f1", "pos_label": "1"})))
-    run(fixed, host, out=tmp_path / "run", quiet=True)  # the folder of a run that failed before any work is reused
+    run(fixed, host, out=tmp_path / "run")  # the folder of a run that failed before any work is reused
     assert 0.0 <= read_json(tmp_path / "run" / "metrics.json")["test"]["test"]["f1"] <= 1.0

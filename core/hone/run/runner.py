@@ -18,22 +18,22 @@ from hone.errors import ComponentError, HoneError, Interrupted
 from hone.host import PluginHost
 from hone.run.checkpoint import Checkpoints, load_checkpoint, read_training_state, retain, rng_state, set_rng_state
 from hone.run.compressed import read_steps, restore_steps
-from hone.run.context import RunContext
+from hone.run.context import NoProgress, RunContext
 from hone.run.data import load_splits
 from hone.run.devices import Precision, cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
 from hone.run.events import EventLog, read_events
 from hone.run.loading import encode_splits, load_model, quiet_transformers
 from hone.run.memory import process_peak_rss_mb, reset_peak_rss, stage_memory
-from hone.run.progress import make_progress
 from hone.run.results import plain, scalars_tree
 from hone.run.rundir import EVENTS, METRICS, STATE, default_run_dir, prepare_run_dir, save_model
 from hone.spec.models import RunSpec, StageSpec
 
 
-def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool = False, quiet: bool = True,
-        callbacks: Sequence[tuple[str, Any]] = (), threads: int | None = None) -> Path:
+def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool = False,
+        callbacks: Sequence[tuple[str, Any]] = (), threads: int | None = None, progress: Callable[..., Any] | None = None) -> Path:
     """Execute every stage of ``spec``; return the run directory. ``callbacks`` adds (name, object) listeners;
-    ``threads`` (torch's intra-op threads for this run) overrides the spec's."""
+    ``threads`` (torch's intra-op threads for this run) overrides the spec's; ``progress(description, total,
+    completed)`` makes the progress bars of an interactive run (none by default)."""
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     run_dir = Path(out) if out is not None else default_run_dir(spec, resume or rank != 0)  # other ranks: rank 0's
     state = prepare_run_dir(spec, host, run_dir, resume) if rank == 0 else {"completed": [], "results": {}}
@@ -63,7 +63,7 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
         set_threads(threads or spec.threads)
         if writer:
             events.callbacks[:0] = [(ref.name, host.build("callback", ref, run_dir)) for ref in spec.callbacks]
-        return _execute(spec, host, run_dir, state, save_state, events, resume, quiet, rank, world_size)
+        return _execute(spec, host, run_dir, state, save_state, events, resume, progress, rank, world_size)
     except Exception as error:
         culprit = None if isinstance(error, HoneError) else host.blame(error)
         message = str(error) if isinstance(error, HoneError) else f"{type(error).__name__}: {error}"
@@ -82,7 +82,7 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
 
 
 def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, Any], save_state: Callable[[], None],
-             events: EventLog, resume: bool, quiet: bool, rank: int, world_size: int) -> Path:
+             events: EventLog, resume: bool, progress: Callable[..., Any] | None, rank: int, world_size: int) -> Path:
     writer = rank == 0
     quiet_transformers()
     seed_everything(spec.seed)
@@ -98,7 +98,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         model = torch.nn.parallel.DistributedDataParallel(model)
     ctx = RunContext(
         spec, host, run_dir, task, model, tokenizer, labels, features, device, precision.train, events,
-        Checkpoints(run_dir / "checkpoints", spec.checkpoints.keep) if writer else None, make_progress(quiet or not writer),
+        Checkpoints(run_dir / "checkpoints", spec.checkpoints.keep) if writer else None, progress if progress and writer else NoProgress,
         rank, world_size, eval_precision=precision.eval,
     )
     resume_state = _resume(ctx, state["completed"]) if resume else None

@@ -214,7 +214,7 @@ class Objective:
         objectives = self.search.spec.search.objectives
         spec = validate_spec(data, self.search.host.registries, f"trial {trial.number}")
         reporter = TrialReporter(trial, leaf(objectives[0].metric) if len(objectives) == 1 else None)
-        run(spec, self.search.host, out=run_dir, quiet=True, callbacks=[("search", reporter)])
+        run(spec, self.search.host, out=run_dir, callbacks=[("search", reporter)])
         results = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         try:
             return [objective_value(results, o.metric, spec.stage_names()) for o in objectives]

@@ -1,16 +1,8 @@
-"""Progress bars (rich) for interactive use; nothing at all in quiet mode."""
+"""Progress bars (rich) for ``hone run`` on a terminal."""
 
 from __future__ import annotations
 
 from typing import Any
-
-
-class NullProgress:
-    def advance(self, loss: float | None = None) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class RichProgress:
@@ -38,9 +30,3 @@ class RichProgress:
 
     def close(self) -> None:
         self._progress.stop()
-
-
-def make_progress(quiet: bool) -> Any:
-    if quiet:
-        return lambda description, total, completed=0: NullProgress()
-    return RichProgress
