@@ -80,7 +80,7 @@ HEAVY = {
     "predict-missing-input": (["predict", "{run}", "--input", "absent.jsonl"], None, {}, 2, "absent.jsonl: input file not found"),
     "predict-input-is-a-folder": (["predict", "{run}", "--input", "."], None, {}, 2, ".: input file not found"),
     "predict-bad-json": (["predict", "{run}"], '{"text": "ok"}\n{"text": \n', {}, 2, "<stdin>:2: invalid JSON"),
-    "predict-not-an-object": (["predict", "{run}"], "[1, 2]\n", {}, 2, "<stdin>:1: each line must be a JSON object"),
+    "predict-not-an-object": (["predict", "{run}"], "[1, 2]\n", {}, 2, "<stdin>:1: expected a JSON object (one a line, e.g. {\"text\": \"...\"}), got list"),
     "predict-missing-text": (["predict", "{run}"], '{"txt": "Maria flew"}\n', {}, 2, "expected key 'text' or 'tokens'"),
     "predict-huge-number": (["predict", "{run}"], '{"text": ' + "9" * 5000 + "}\n", {}, 2, "<stdin>:1: invalid JSON"),
     "predict-not-utf8": (["predict", "{run}", "--input", "in.jsonl"], None, {"in.jsonl": b'{"text": "\xff"}\n'}, 2, "not valid UTF-8"),

@@ -18,6 +18,7 @@ from hone.plugins import PluginHost, load_plugins
 from hone.run.loading import LOAD_ERRORS, resolve_source
 from hone.run.rundir import HONE_JSON, MODEL_DIR, SPEC
 from hone_plugins.exporters.folders import pick_export
+from hone_plugins.readers.text import json_object
 
 def run_plugins_dirs(source: str) -> list[str]:
     """The plugin folders recorded in the spec of the run that ``source`` (a run directory, its model/ or an export
@@ -93,17 +94,7 @@ def read_records(handle: TextIO, name: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(name, number, f"invalid JSON: {error.msg}") from None
-        except RecursionError:
-            raise DataError(name, number, "JSON nested too deeply") from None
-        except ValueError as error:  # an integer of more than 4300 digits
-            raise DataError(name, number, f"invalid JSON: {error}") from None
-        if not isinstance(record, dict):
-            raise DataError(name, number, "each line must be a JSON object, e.g. {\"text\": \"...\"}")
-        yield {**record, "_source": name, "_line": number}
+        yield {**json_object(line, name, number), "_source": name, "_line": number}
 
 
 GENERATION_OPTIONS = ("max_new_tokens", "num_beams", "do_sample", "temperature", "top_p", "top_k", "seed", "stop")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hone.components import Example
 from hone.errors import DataError
 from hone_plugins.readers.conll import check_tag
-from hone_plugins.readers.text import lines_of, located, parse_float, read_text
+from hone_plugins.readers.text import json_object, lines_of, located, parse_float, read_text
 
 
 class JsonlParams(BaseModel):
@@ -61,16 +60,7 @@ class JsonlReader:
         for number, line in enumerate(lines_of(read_text(path)), 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(path, number, f"invalid JSON: {error.msg} (column {error.colno})") from None
-            except RecursionError:
-                raise DataError(path, number, "JSON nested too deeply") from None
-            except ValueError as error:  # an integer of more than 4300 digits
-                raise DataError(path, number, f"invalid JSON: {error}") from None
-            if not isinstance(record, dict):
-                raise DataError(path, number, f"expected a JSON object, got {type(record).__name__}")
+            record = json_object(line, path, number)
             for key in self.required:
                 if self.fields[key] not in record:
                     raise DataError(path, number, f"missing field {self.fields[key]!r}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import codecs
+import json
 import math
 from pathlib import Path
 from typing import Any
-
 
 from hone.errors import DataError
 
@@ -55,3 +55,19 @@ def parse_float(value: Any, path: Path, line: int) -> float:
 def located(path: Path, line: int) -> dict[str, Any]:
     """The keys that let a task report a bad example as ``file:line`` (``hone_plugins.tasks.common.data_error``)."""
     return {"_source": str(path), "_line": line}
+
+
+def json_object(line: str, where: str | Path, number: int) -> dict[str, Any]:
+    """One JSONL line as a JSON object; a DataError at ``where``:``number`` for anything else."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(where, number, f"invalid JSON: {error.msg} (column {error.colno})") from None
+    except RecursionError:
+        raise DataError(where, number, "JSON nested too deeply") from None
+    except ValueError as error:  # an integer of more than 4300 digits
+        raise DataError(where, number, f"invalid JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise DataError(where, number, f"expected a JSON object (one a line, e.g. {{\"text\": \"...\"}}), "
+                                       f"got {type(record).__name__}")
+    return record
