@@ -10,6 +10,7 @@ from torch import nn
 
 from hone.components import CompressionContext
 from hone_plugins.compressors.layers import keep_largest_per_row, refuse_ragged, select_linear
+from hone_plugins.compressors.pruning import cubic_sparsity
 
 
 def magnitude_masks(weights: list[torch.Tensor], sparsity: float, scope: str,
@@ -87,8 +88,7 @@ class GradualMagnitude:
         self.sparsity = 0.0
 
     def target(self, step: int) -> float:
-        progress = min(1.0, max(0.0, (step - self.start) / max(1, self.end - self.start)))
-        return self.pruner.sparsity * (1 - (1 - progress) ** 3)
+        return cubic_sparsity(self.pruner.sparsity, step, self.start, self.end)
 
     def after_step(self, model: nn.Module, step: int) -> None:
         if step < self.start:

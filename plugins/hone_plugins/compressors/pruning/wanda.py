@@ -14,6 +14,7 @@ from torch import nn
 
 from hone.components import CompressionContext
 from hone_plugins.compressors.layers import keep_largest_per_row, out_in, refuse_ragged, select_prunable
+from hone_plugins.compressors.pruning import cubic_sparsity
 
 
 class InputNorms:
@@ -135,8 +136,7 @@ class GradualWanda:
         self.sparsity = 0.0
 
     def target(self, step: int) -> float:
-        progress = min(1.0, max(0.0, (step - self.start) / max(1, self.end - self.start)))
-        return self.pruner.sparsity * (1 - (1 - progress) ** 3)
+        return cubic_sparsity(self.pruner.sparsity, step, self.start, self.end)
 
     def after_step(self, model: nn.Module, step: int) -> None:
         if step < self.start:
