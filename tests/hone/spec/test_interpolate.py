@@ -91,7 +91,14 @@ def test_an_unset_variable_is_reported_at_its_line(tmp_path: Path, monkeypatch: 
     assert f"{tmp_path / 'spec.yaml'}:8: data.validation: environment variable NOT_SET_HERE" in str(caught.value)
 
 
-@pytest.mark.parametrize("example", ["conll2003-ner.yaml", "sst2.yaml"])
+REAL_DATA_EXAMPLES = sorted(p.name for p in (REPO / "examples").glob("*.yaml") if "shared/data" in p.read_text())
+
+
+def test_the_real_data_examples_are_found() -> None:
+    assert {"conll2003-ner.yaml", "sst2.yaml", "sst2-instruction.yaml", "lora-conll2003.yaml"} <= set(REAL_DATA_EXAMPLES)
+
+
+@pytest.mark.parametrize("example", REAL_DATA_EXAMPLES)
 def test_examples_read_the_data_from_hone_data_dir(example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt", "sst2/train.tsv", "sst2/dev.tsv"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
