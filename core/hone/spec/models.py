@@ -207,7 +207,7 @@ class RunSpec(Strict):
     data: DataSpec
     device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N or mps.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
-        "auto: bf16 (else fp16) on GPUs; on CPUs with native bf16 (AMX, avx512_bf16) fp32 training and bf16 evaluation; "
+        "auto: bf16 (else fp16) on GPUs; on CPUs with AMX fp32 training and bf16 evaluation (1.9x); "
         "fp32 elsewhere. A named precision is used for training and evaluation."))
     threads: int | None = Field(None, ge=1, description="torch's intra-op threads (default: torch's choice); "
                                 "`hone run --threads` overrides it.")
