@@ -220,7 +220,7 @@ def test_a_budget_without_search_checks_the_one_setting(tmp_path: Path, tiny_ber
 
 @pytest.mark.parametrize(("stage", "message"), [
     ({"search": {"param": "sparsit", "candidates": [0.5]}, "max_drop": {"value": 0.01}},
-     "search.param 'sparsit' is not a parameter of compressor 'magnitude'; its parameters: include, exclude, sparsity, scope"),
+     "search.param 'sparsit' is not a parameter of compressor 'magnitude'; its parameters: include, exclude, sparsity, n_m, scope"),
     ({"search": {"param": "sparsity", "candidates": [0.5, 1.5]}, "max_drop": {"value": 0.01}},
      "search.candidates: 1.5 is not a valid 'sparsity' for compressor 'magnitude'"),
     ({"search": {"param": "sparsity", "candidates": [0.5]}}, "set `max_drop` too"),
