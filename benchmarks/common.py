@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,12 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def cpu() -> str:
+    """The CPU as lscpu names it, the CPU count and the native bf16 units (avx512_bf16, amx_bf16) it has."""
+    found = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    name = next((line.split(":", 1)[1].strip() for line in found.splitlines() if line.startswith("Model name")), "?")
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    units = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}, {os.cpu_count()} CPUs{', ' + ', '.join(units) if units else ''}"

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from common import DATA, REPO, events, require_data, table
+from common import DATA, REPO, cpu, events, require_data, table
 
 LORA = {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["query", "key", "value", "dense"]}
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -55,14 +55,6 @@ def run(spec_file: Path, out: Path) -> int:
 
 def size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-
-
-def cpu() -> str:
-    found = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    name = next((line.split(":", 1)[1].strip() for line in found.splitlines() if line.startswith("Model name")), "?")
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    units = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name}, {os.cpu_count()} CPUs{', ' + ', '.join(units) if units else ''}"
 
 
 def measure(name: str, train: dict[str, Any], limit: int, epochs: int, root: Path) -> dict[str, Any]:
