@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -40,13 +39,12 @@ def stage_timings(run_dir: Path) -> dict[str, dict[str, Any]]:
     return timings
 
 
-def peak_rss_gb() -> float:
-    """Peak resident memory of this process and its finished children, in GB."""
-    from hone.run.memory import process_peak_rss_mb
-
-    own = (process_peak_rss_mb() or 0.0) * 1e6 / 1024  # hone resets ru_maxrss per stage; this keeps the process's peak
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024 / 1024
+def run_peak_rss_gb(run_dir: Path) -> float:
+    """The whole `hone run`'s peak RSS in GB (2^30 bytes), from its run_end event. Not the process's ru_maxrss:
+    hone resets the kernel's peak at every stage start (per-stage peaks), so afterwards that is the last stage's."""
+    ends = [e for e in events(run_dir) if e["event"] == "run_end"]
+    peak = ends[-1].get("process_peak_rss_mb") if ends else None
+    return float("nan") if peak is None else peak * 1e6 / 2**30
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from common import DATA, REPO, peak_rss_gb, require_data, stage_timings, table
+from common import DATA, REPO, require_data, run_peak_rss_gb, stage_timings, table
 
 SPEC = REPO / "examples" / "conll2003-ner.yaml"
 
@@ -71,7 +71,7 @@ def main() -> None:
     training = sum(t.get("wall", 0.0) for s, t in timings.items() if s in metrics and "validation" in metrics[s])
     strict = f" (strict IOB2: {test['entity_f1_strict']:.4f})" if "entity_f1_strict" in test else ""
     print(f"\ntest entity F1 {test['entity_f1']:.4f}{strict}; training stages {training / 60:.1f} min; "
-          f"whole run {total / 60:.1f} min; peak RSS {peak_rss_gb():.2f} GB")
+          f"whole run {total / 60:.1f} min; peak RSS {run_peak_rss_gb(args.out):.2f} GB")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ epoch, peak RSS, checkpoint and saved sizes. Each configuration runs as its own 
     ../.venv/bin/python lora_vs_full.py --limit 500 --only lora --keep /tmp/bench   # one configuration, runs kept
     ../.venv/bin/python lora_vs_full.py --only full --only lora-dropout0 --only lora-qv-dropout0   # the memory levers
 
-Peak RSS (GB of 2^30 bytes) is given three times: the whole `hone run` process's (os.wait4), and the train and test
+Peak RSS (GB of 2^30 bytes) is given three times: the whole run's (its run_end event), and the train and test
 stages' own (``peak_rss_mb`` in metrics.json, from each stage's start, the libraries and the model loaded already).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from common import DATA, REPO, cpu_description, events, require_data, table
+from common import DATA, REPO, cpu_description, events, require_data, run_peak_rss_gb, table
 
 LORA = {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["query", "key", "value", "dense"]}
 LORA_OPTIMIZER = {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.01}
@@ -55,14 +55,12 @@ def spec(name: str, train: dict[str, Any], limit: int, epochs: int) -> dict[str,
     }
 
 
-def run(spec_file: Path, out: Path) -> int:
-    """`hone run` in a child process; its peak RSS in kB (os.wait4 reports that child alone)."""
+def run(spec_file: Path, out: Path) -> float:
+    """`hone run` in a child process; the run's peak RSS in GB."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    process = subprocess.Popen([sys.executable, "-m", "hone", "run", str(spec_file), "--out", str(out), "-q"], env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    if subprocess.run([sys.executable, "-m", "hone", "run", str(spec_file), "--out", str(out), "-q"], env=env).returncode:
         raise SystemExit(f"hone run {spec_file} failed")
-    return usage.ru_maxrss
+    return run_peak_rss_gb(out)
 
 
 def size(path: Path) -> int:
@@ -82,7 +80,7 @@ def measure(name: str, train: dict[str, Any], limit: int, epochs: int, root: Pat
             "train_peak_rss_gb": metrics["train"].get("peak_rss_mb", float("nan")) * 1e6 / 2**30,
             "test_peak_rss_gb": metrics["test"].get("peak_rss_mb", float("nan")) * 1e6 / 2**30,
             "trainable": metrics["train"]["trainable_parameters"], "total": metrics["train"]["total_parameters"],
-            "s_per_epoch": sum(epoch_seconds) / len(epoch_seconds), "peak_rss_gb": rss / 1024 / 1024,
+            "s_per_epoch": sum(epoch_seconds) / len(epoch_seconds), "peak_rss_gb": rss,
             "checkpoint_mb": size(checkpoint) / 1e6, "adapter_mb": size(out / "adapter" / "train") / 1e6
             if (out / "adapter" / "train").exists() else None, "model_mb": size(out / "model") / 1e6}
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, peak_rss_gb, require_data, stage_timings, table
+from common import REPO, require_data, run_peak_rss_gb, stage_timings, table
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     print(table(
         ["epochs", "s/epoch (train)", "samples/s", "dev accuracy", "dev F1 (macro)", "whole run (s)", "peak RSS (GB)"],
         [[len(t["epochs"]), sum(t["epochs"]) / len(t["epochs"]), sum(t["samples_per_s"]) / len(t["epochs"]),
-          dev["accuracy"], dev.get("f1_macro", "-"), total, peak_rss_gb()]],
+          dev["accuracy"], dev.get("f1_macro", "-"), total, run_peak_rss_gb(args.out)]],
     ))
 
 

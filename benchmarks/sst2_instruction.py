@@ -20,16 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import DATA, REPO, cpu_description, require_data, stage_timings, table
+from common import DATA, REPO, cpu_description, require_data, run_peak_rss_gb, stage_timings, table
 
 # BertLMHeadModel's LM-head transform is new (the MiniLM checkpoint has no MLM head): it trains beside the adapter
 LORA = {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["query", "value"],
         "modules_to_save": ["transform"]}
 LORA_LR = 2.0e-3  # adapters take a larger learning rate (examples/lora-conll2003.yaml)
-MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-
-
 def spec_for(example: str, limit: int, epochs: int, lr: float | None = None,
              adapter: dict[str, Any] | None = None) -> dict[str, Any]:
     spec = yaml.safe_load((REPO / "examples" / example).read_text())
@@ -51,9 +47,9 @@ def run(spec: dict[str, Any], out: Path) -> tuple[Path, float, float]:
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     run_dir = out / spec["name"]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", "hone", "run", str(path), "--out",
-                           str(run_dir), "-q", "--no-report"], check=True, capture_output=True, text=True)
-    return run_dir, time.perf_counter() - start, int(done.stdout.split()[-1]) / 1024 / 1024
+    subprocess.run([sys.executable, "-m", "hone", "run", str(path), "--out", str(run_dir), "-q", "--no-report"],
+                   check=True, capture_output=True, text=True)
+    return run_dir, time.perf_counter() - start, run_peak_rss_gb(run_dir)
 
 
 def main() -> None:
