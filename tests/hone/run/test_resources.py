@@ -142,7 +142,7 @@ def test_peak_rss_is_positive_and_a_reset_makes_it_the_stages_own(tmp_path: Path
     assert reset_peak_rss()
     after = stage_memory(True)
     assert set(after) == {"peak_rss_mb"} and 1 < after["peak_rss_mb"] < high - 150
-    assert (process_peak_rss_mb() or 0) >= high  # the process's own peak survives the resets
+    assert (process_peak_rss_mb() or 0) >= round(high, 1)  # the process's own peak survives the resets (rounded as stages are)
 
 
 @pytest.mark.parametrize(("recorded", "kept"), [
