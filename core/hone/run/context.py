@@ -21,19 +21,6 @@ Features = list[dict[str, Any]]
 """Encoded examples of one split, as the task's ``encode`` returns them."""
 
 
-class NoProgress:
-    """The progress bar of a run nobody watches; ``NoProgress(description, total, completed)`` is a run's default."""
-
-    def __init__(self, *_: Any, **__: Any) -> None:
-        pass
-
-    def advance(self, loss: float | None = None) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 @dataclass
 class RunContext:
     """Everything stages share: the model, the data, where results go."""
@@ -50,7 +37,7 @@ class RunContext:
     precision: str
     events: EventLog
     checkpoints: Checkpoints | None
-    progress: Callable[..., Any]  # (description, total, completed) -> a bar with advance(loss) and close()
+    progress: Callable[..., Any] | None  # (description, total, completed) -> a bar with advance(loss) and close(); None: no bars
     rank: int = 0
     world_size: int = 1
     eval_precision: str | None = None

@@ -18,7 +18,7 @@ from hone.errors import ComponentError, HoneError, Interrupted
 from hone.host import PluginHost
 from hone.run.checkpoint import Checkpoints, load_checkpoint, read_training_state, retain, rng_state, set_rng_state
 from hone.run.compressed import read_steps, restore_steps
-from hone.run.context import NoProgress, RunContext
+from hone.run.context import RunContext
 from hone.run.data import load_splits
 from hone.run.devices import Precision, cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
 from hone.run.events import EventLog, read_events
@@ -98,7 +98,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         model = torch.nn.parallel.DistributedDataParallel(model)
     ctx = RunContext(
         spec, host, run_dir, task, model, tokenizer, labels, features, device, precision.train, events,
-        Checkpoints(run_dir / "checkpoints", spec.checkpoints.keep) if writer else None, progress if progress and writer else NoProgress,
+        Checkpoints(run_dir / "checkpoints", spec.checkpoints.keep) if writer else None, progress if writer else None,
         rank, world_size, eval_precision=precision.eval,
     )
     resume_state = _resume(ctx, state["completed"]) if resume else None

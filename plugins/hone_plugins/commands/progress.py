@@ -1,8 +1,21 @@
-"""Progress bars (rich) for ``hone run`` on a terminal."""
+"""Progress bars (rich) for ``hone run`` on a terminal, and the bar that shows nothing."""
 
 from __future__ import annotations
 
 from typing import Any
+
+
+class NoProgress:
+    """The bar of a run without progress bars (``ctx.progress`` is None)."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def advance(self, loss: float | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class RichProgress:
@@ -30,3 +43,10 @@ class RichProgress:
 
     def close(self) -> None:
         self._progress.stop()
+
+
+def terminal_bars(quiet: bool) -> type[RichProgress] | None:
+    """The progress bars for ``run()``: rich bars on a terminal unless ``quiet``, else none."""
+    import sys
+
+    return None if quiet or not sys.stderr.isatty() else RichProgress

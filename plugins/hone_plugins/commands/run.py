@@ -14,7 +14,7 @@ from hone.run.rundir import EVENTS, METRICS, STATE
 from hone.spec.loading import check_ready, load_spec
 
 from hone_plugins.commands.plainlog import PlainLog
-from hone_plugins.commands.progress import RichProgress
+from hone_plugins.commands.progress import terminal_bars
 
 
 def export_summary(run_dir: Path, result: dict[str, Any]) -> str:
@@ -88,8 +88,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     first_rank = os.environ.get("RANK", "0") == "0"  # a data-parallel launch: only rank 0 logs and reports
     plain = first_rank and not args.quiet  # on a terminal too: each evaluation's metrics, early stopping, resuming
-    bars = None if args.quiet or not sys.stderr.isatty() else RichProgress
-    run_dir = run(spec, host, out=args.out, resume=args.resume, progress=bars,
+    run_dir = run(spec, host, out=args.out, resume=args.resume, progress=terminal_bars(args.quiet),
                   callbacks=[("plain-log", PlainLog(sys.stderr))] if plain else [], threads=getattr(args, "threads", None))
     metrics = json.loads((run_dir / METRICS).read_text())
     measured = {e.get("stage"): e for e in read_events(run_dir / EVENTS) if e.get("event") == "compression_done"}

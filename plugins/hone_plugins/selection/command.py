@@ -13,7 +13,7 @@ import yaml
 
 from hone.errors import HoneError, Interrupted, describe
 from hone.plugins import PluginHost
-from hone_plugins.commands.progress import RichProgress
+from hone_plugins.commands.progress import terminal_bars
 from hone_plugins.report.rundata import load_run
 from hone.run.rundir import SPEC, changed_fields
 from hone.spec.loading import SpecError, SpecIssue, check_ready, check_sections, load_spec
@@ -88,7 +88,7 @@ def run_candidate(item: Plan, old: dict[str, Any], host: PluginHost, selection: 
             cut_model(item)
         resume = item.run_dir.is_dir() and any(item.run_dir.iterdir())
         say(f"{item.name}: {'resuming' if resume else 'fine-tuning'} {item.spec.model.source}")
-        run(item.spec, host, out=item.run_dir, resume=resume, progress=None if quiet or not sys.stderr.isatty() else RichProgress)
+        run(item.spec, host, out=item.run_dir, resume=resume, progress=terminal_bars(quiet))
     measures = measure(item, host, selection.objective, selection.latency, examples())
     say(f"{item.name}: {selection.objective.metric} {measures['metric']:.4f}, latency {measures['latency_ms']:.2f} ms, "
         f"{measures['size_mb']:.1f} MB, {measures['wall_s']:.1f} s")

@@ -19,6 +19,7 @@ from hone.run.context import RunContext
 from hone.run.devices import to_device
 from hone.run.results import plain, scalars, scalars_tree
 
+from hone_plugins.commands.progress import NoProgress
 from hone_plugins.stages import adapting
 from hone_plugins.stages.batching import train_batches
 from hone_plugins.stages.evaluation import evaluate
@@ -164,7 +165,7 @@ class Training:
         batches = train_batches(self.lengths, stage.batch_size, seed, stage.group_by_length)[ctx.rank::ctx.world_size]
         batches = batches[:self.batches_per_epoch]
         ctx.events.emit("epoch_start", stage=self.name, epoch=self.epoch, batches=len(batches))
-        progress = ctx.progress(f"{self.name} epoch {self.epoch + 1}/{stage.epochs}", len(batches), self.start_batch)
+        progress = (ctx.progress or NoProgress)(f"{self.name} epoch {self.epoch + 1}/{stage.epochs}", len(batches), self.start_batch)
         window = Window()
         for b in range(self.start_batch, len(batches)):
             if self.step >= self.total_steps:  # resumed at the step that ended the stage: only the epoch's end is left
