@@ -54,8 +54,6 @@ class NMPattern(LayerSelection):
                 raise ValueError(f"n_m [N, M] needs 1 <= N < M (e.g. [2, 4]); got {list(self.n_m)}")
             if "sparsity" in self.model_fields_set and abs(self.sparsity - (1 - n / m)) > 1e-6:
                 raise ValueError(f"n_m {list(self.n_m)} sets the sparsity to {1 - n / m:g}; leave `sparsity` out")
-            if getattr(self, "scope", "layer") != "layer":
-                raise ValueError("n_m prunes within each row's groups of M: scope must be 'layer'")
         return self
 
 
@@ -66,6 +64,12 @@ class MagnitudeParams(NMPattern):
                                               "layers (not with n_m).")
     exclude: list[str] = Field(default_factory=lambda: list(HEADS), description="Linear module names to leave alone "
                                "(fnmatch patterns); default: the task heads.")
+
+    @model_validator(mode="after")
+    def _row_scope(self) -> MagnitudeParams:
+        if self.n_m is not None and self.scope != "layer":
+            raise ValueError("n_m prunes within each row's groups of M: scope must be 'layer'")
+        return self
 
 
 class WandaParams(NMPattern):

@@ -46,6 +46,12 @@ def keep_largest_per_row(scores: torch.Tensor, pruned: int, group: int | None = 
     return keep.reshape(scores.shape)
 
 
+def pruned_per_group(sparsity: float, n_m: tuple[int, int]) -> int:
+    """Weights to prune in each group of M at ``sparsity``, where the full N:M pattern (1 - N/M) prunes M - N."""
+    n, m = n_m
+    return round(sparsity / (1 - n / m) * (m - n))
+
+
 def refuse_ragged(layers: dict[str, nn.Module], n_m: tuple[int, int]) -> None:
     """Refuse (before any work) layers whose input width an N:M pattern cannot tile."""
     ragged = [name for name, m in layers.items() if out_in(m).shape[1] % n_m[1]]

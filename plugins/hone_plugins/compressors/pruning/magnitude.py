@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hone.components import CompressionContext
-from hone_plugins.compressors.layers import keep_largest_per_row, refuse_ragged, select_linear
+from hone_plugins.compressors.layers import keep_largest_per_row, pruned_per_group, refuse_ragged, select_linear
 from hone_plugins.compressors.pruning import cubic_sparsity
 
 
@@ -18,9 +18,7 @@ def magnitude_masks(weights: list[torch.Tensor], sparsity: float, scope: str,
     """Keep-masks zeroing the ``sparsity`` share of smallest |w|: in each tensor, over all of them at once, or (N:M)
     in every group of M consecutive inputs of a row, where ``sparsity`` 1 - N/M prunes M - N of each group."""
     if n_m:
-        n, m = n_m
-        pruned = round(sparsity / (1 - n / m) * (m - n))
-        return [keep_largest_per_row(w.detach().abs(), pruned, m) for w in weights]
+        return [keep_largest_per_row(w.detach().abs(), pruned_per_group(sparsity, n_m), n_m[1]) for w in weights]
     if scope == "layer":
         return [_keep_largest(w.abs().flatten(), sparsity).view_as(w) for w in weights]
     keep = _keep_largest(torch.cat([w.abs().flatten().float() for w in weights]), sparsity)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hone.components import CompressionContext
-from hone_plugins.compressors.layers import keep_largest_per_row, out_in, refuse_ragged, select_prunable
+from hone_plugins.compressors.layers import keep_largest_per_row, out_in, pruned_per_group, refuse_ragged, select_prunable
 from hone_plugins.compressors.pruning import cubic_sparsity
 
 
@@ -87,8 +87,7 @@ class WandaPruning:
         """(weights to prune per row or per group, the group size or None) at ``sparsity``."""
         if self.n_m is None:
             return round(sparsity * width), None
-        n, m = self.n_m
-        return round(sparsity / self.sparsity * (m - n)) if self.sparsity else 0, m
+        return pruned_per_group(sparsity, self.n_m), self.n_m[1]
 
     def compress(self, model: nn.Module, context: CompressionContext | None = None) -> tuple[nn.Module, dict[str, Any]]:
         context = context or CompressionContext()
