@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     # the component protocols and the data they pass
     **dict.fromkeys(("Example", "EvalOutput", "Metric", "Scheduler", "Reader", "Callback", "Task", "CompressionContext",
                      "Compressor", "RestorableCompressor", "StepHook", "GradualCompressor", "Distiller", "Exporter", "Stage",
-                     "Command", "SpecSection", "ReportSection", "Runtime", "Adapter"),
+                     "Command", "SpecSection", "ReportSection", "Runtime", "Adapter", "ModelFormat"),
                     "hone.components"),
     # errors
     **dict.fromkeys(("HoneError", "DataError", "ComponentError", "Interrupted"), "hone.errors"),

@@ -102,3 +102,8 @@ def register_exporters(register: Register) -> None:
 @hookspec
 def register_adapters(register: Register) -> None:
     """Register adapters for train and distill stages' ``adapter:``: ``factory(params) -> Adapter`` (LoRA, DoRA...)."""
+
+
+@hookspec
+def register_model_formats(register: Register) -> None:
+    """Register model formats for the spec's ``model_format``: ``factory(params, host) -> ModelFormat`` (how a run saves its weights)."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 KINDS: tuple[str, ...] = (
     "metric", "optimizer", "scheduler", "compressor", "distiller", "searcher", "pruner", "task", "reader",
-    "callback", "stage", "command", "spec_section", "report_section", "runtime", "exporter", "adapter",
+    "callback", "stage", "command", "spec_section", "report_section", "runtime", "exporter", "adapter", "model_format",
 )
 INFO: dict[str, tuple[str, ...]] = {
     "metric": ("results", "scores"),  # results: {result: "max" | "min"} or callable(params); scores: the prediction kinds it fits

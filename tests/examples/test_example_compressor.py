@@ -91,8 +91,8 @@ def test_it_needs_training_data_and_refuses_tied_embeddings(prune_unseen: Any, b
 def test_restore_rebuilds_the_structure_for_the_saved_weights(prune_unseen: Any, bert: tuple[Any, Any]) -> None:
     from safetensors.torch import load, save
 
-    from hone.run.checkpoint import state_dict_for_saving
-    from hone.run.compressed import load_weights
+    from hone_plugins.formats.compressed import state_dict_for_saving
+    from hone_plugins.formats.compressed import load_weights
 
     base, tokenizer = bert
     compressor = prune_unseen()

@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = {
     "hone.readers": {"reader": ["conll", "tsv", "csv", "jsonl"]},
     "hone.schedulers": {"scheduler": ["constant", "linear", "cosine", "step", "exponential", "reduce-on-plateau"]},
     "hone.searchers": {"searcher": ["grid", "random", "tpe", "nsga2"]},
+    "hone.formats": {"model_format": ["safetensors"]},
     "hone.stages": {"stage": ["train", "evaluate", "compress", "distill", "export"]},
     "hone.search": {"command": ["search"], "pruner": ["none", "median", "percentile", "hyperband", "successive-halving"],
                "spec_section": ["search"]},

@@ -157,3 +157,12 @@ def kill_harness() -> ModuleType:
     if str(REPO / "benchmarks") not in sys.path:
         sys.path.insert(0, str(REPO / "benchmarks"))
     return importlib.import_module("kill_resume")
+
+
+def checkpoints_in(root: Path) -> Any:
+    """A checkpoints folder that saves the way a run does (hone's safetensors model format)."""
+    from hone.plugins import load_plugins
+    from hone.run.checkpoint import Checkpoints
+
+    host = load_plugins(warn=False)
+    return Checkpoints(root, format=host.build("model_format", "safetensors", host))

@@ -16,7 +16,7 @@ from hone.spec.loading import load_spec
 
 from tests.reproducible import reproducible
 
-from .helpers import ner_spec, read_json, write_spec
+from .helpers import checkpoints_in, ner_spec, read_json, write_spec
 
 
 class CrashAfter:
@@ -96,7 +96,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_used(
 def test_every_kind_of_damage_is_reported_with_the_file(tmp_path: Path, damage: str) -> None:
     import torch
 
-    checkpoints = Checkpoints(tmp_path)
+    checkpoints = checkpoints_in(tmp_path)
     checkpoints.save("stage0-step0000001", torch.nn.Linear(2, 2), {"step": 1})
     checkpoints.save("stage0-step0000002", torch.nn.Linear(2, 2), {"step": 2})
     name, damage_file, problem = DAMAGE[damage]
@@ -123,7 +123,7 @@ def test_resume_refuses_when_no_checkpoint_holds_the_finished_stages(reference: 
 def test_a_checkpoint_left_half_written_is_never_in_the_history(tmp_path: Path) -> None:
     import torch
 
-    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    checkpoints = checkpoints_in(tmp_path / "checkpoints")
     model = torch.nn.Linear(2, 2)
     checkpoints.save("stage0-step0000001", model, {"step": 1})
     (tmp_path / "checkpoints" / ".stage0-step0000002.tmp").mkdir()  # a kill during the second save

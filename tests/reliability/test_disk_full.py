@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from hone.atomic import WriteError, write_json, write_text, write_with
-from hone.run.checkpoint import CheckpointError, Checkpoints
+from hone.run.checkpoint import CheckpointError
 from hone.errors import HoneError
 from hone.run.events import EventLog, read_events
 from hone.run.runner import run
 from hone.spec.loading import load_spec
 
-from .helpers import ner_spec, read_json, subprocess_env, write_spec
+from .helpers import checkpoints_in, ner_spec, read_json, subprocess_env, write_spec
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -76,7 +76,7 @@ def test_a_failed_binary_write_keeps_the_previous_file(tmp_path: Path, error: Ex
 def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    checkpoints = Checkpoints(tmp_path)
+    checkpoints = checkpoints_in(tmp_path)
     checkpoints.save("stage0-step0000001", torch.nn.Linear(2, 2), {"step": 1})
     real_save = torch.save
 

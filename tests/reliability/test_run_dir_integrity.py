@@ -157,11 +157,11 @@ def test_a_run_that_did_work_is_still_protected(tmp_path: Path, tiny_bert: Path)
 
 def test_a_full_disk_at_the_final_save_is_one_line_and_resumable(tmp_path: Path, tiny_bert: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import hone.run.compressed
+    import hone_plugins.formats.compressed
     from hone.run.runner import run
 
     spec, host = load_spec(write_spec(tmp_path, ner_spec(tiny_bert)))
-    real = hone.run.compressed.save_model_weights
+    real = hone_plugins.formats.compressed.save_model_weights
 
     def full(model: Any, folder: Path) -> None:
         real(model, folder)
@@ -169,7 +169,7 @@ def test_a_full_disk_at_the_final_save_is_one_line_and_resumable(tmp_path: Path,
             handle.truncate(100)
         raise ENOSPC
 
-    monkeypatch.setattr(hone.run.compressed, "save_model_weights", full)
+    monkeypatch.setattr(hone_plugins.formats.compressed, "save_model_weights", full)
     with pytest.raises(WriteError, match=r"model: cannot write it \(No space left on device\)") as caught:
         run(spec, host, out=tmp_path / "run")
     assert "\n" not in str(caught.value)

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hone.atomic import write_json, write_text
-from hone.run.compressed import COMPRESSION_JSON, fit_state, state_dict_for_saving, write_steps
+from hone.components import ModelFormat
 from hone.errors import HoneError
 
 WEIGHTS = "model.safetensors"
@@ -65,6 +65,7 @@ class Checkpoints:
 
     root: Path
     keep: int = 2  # the newest checkpoints kept while the run goes on
+    format: ModelFormat | None = None  # how the model's weights are saved (the spec's model_format); needed to save
 
     def save(self, tag: str, model: torch.nn.Module, state: dict[str, Any], only: list[str] | None = None) -> Path:
         """Write checkpoint ``tag``: the model's weights (only the tensors named in ``only`` if given: an adapter's,
@@ -74,11 +75,12 @@ class Checkpoints:
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir(parents=True)
-            weights = state_dict_for_saving(model)
+            assert self.format is not None, "Checkpoints(format=...) saves"
+            weights = self.format.tensors(model)
             save_file(weights if only is None else {k: weights[k] for k in only if k in weights}, str(tmp / WEIGHTS))
             torch.save(state, tmp / STATE)
-            compressed = write_steps(model, tmp)  # how to rebuild a compressed model before its weights load
-            manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE, *([COMPRESSION_JSON] if compressed else []))}
+            structure = self.format.write_structure(model, tmp)  # how to rebuild a compressed model before its weights load
+            manifest = {name: _sha256(tmp / name) for name in (WEIGHTS, STATE, *structure)}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
             for path in tmp.iterdir():
                 with path.open("rb") as handle:
@@ -147,10 +149,10 @@ def retain(root: Path, what: str) -> None:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module) -> dict[str, Any]:
+def load_checkpoint(folder: Path, model: torch.nn.Module, format: ModelFormat) -> dict[str, Any]:
     """Load weights into ``model`` and return the training state (never unpickles arbitrary objects)."""
     weights = load_file(str(folder / WEIGHTS))
-    missing, unexpected = model.load_state_dict(fit_state(model.state_dict(), weights), strict=False)
+    missing, unexpected = model.load_state_dict(format.fit(model.state_dict(), weights), strict=False)
     unexpected = [k for k in unexpected if k in weights]
     if unexpected:
         raise CheckpointError(f"{folder / WEIGHTS}: weights do not fit the model (unexpected: {unexpected[:5]})")

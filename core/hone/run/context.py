@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hone.atomic import write_with
+from hone.components import ModelFormat
 from hone.host import PluginHost
 from hone.run.events import EventLog
 from hone.spec.models import RunSpec
@@ -42,6 +43,8 @@ class RunContext:
     world_size: int = 1
     eval_precision: str | None = None
     """What evaluation and prediction run at (``precision`` is training's); ``None``: the same as training."""
+    model_format: ModelFormat | None = None
+    """How the model's weights are saved (the spec's ``model_format``, built)."""
     _interrupt: list[bool] = field(default_factory=lambda: [False])
 
     @property
@@ -82,9 +85,8 @@ class RunContext:
     def save_best(self, index: int, model: torch.nn.Module) -> None:
         from safetensors.torch import save_file
 
-        from hone.run.compressed import state_dict_for_saving
-
-        write_with(self._best_path(index), lambda p: save_file(state_dict_for_saving(model), str(p)))
+        assert self.model_format is not None
+        write_with(self._best_path(index), lambda p: save_file(self.model_format.tensors(model), str(p)))
 
     def restore_best(self, index: int, model: torch.nn.Module) -> None:
         import torch
@@ -92,7 +94,8 @@ class RunContext:
 
         if self.world_size > 1:
             torch.distributed.barrier()
-        model.load_state_dict(load_file(str(self._best_path(index))), strict=False)
+        assert self.model_format is not None
+        model.load_state_dict(self.model_format.fit(model.state_dict(), load_file(str(self._best_path(index)))), strict=False)
 
 
 def unwrap(model: Any) -> Any:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from hone.atomic import TMP, WriteError, remove_leftovers, write_text
+from hone.components import ModelFormat
 from hone.errors import HoneError
 from hone.host import PluginHost
 from hone.paths import links_outside
@@ -24,15 +25,14 @@ SPEC, STATE, METRICS, EVENTS = "spec.yaml", "state.json", "metrics.json", "event
 MODEL_DIR, HONE_JSON = "model", "hone.json"
 
 
-def save_folder(model: Any, tokenizer: Any, folder: Path, files: Mapping[str, str] | None = None) -> Path:
-    """The model (``save_pretrained``, or hone's format for a structurally compressed one), its tokenizer and
-    ``files`` (name -> text), written to a temporary folder renamed into place."""
-    from hone.run import compressed
-
+def save_folder(model: Any, tokenizer: Any, folder: Path, model_format: ModelFormat,
+                files: Mapping[str, str] | None = None) -> Path:
+    """The model (saved by ``model_format``), its tokenizer and ``files`` (name -> text), written to a temporary
+    folder renamed into place."""
     tmp = folder.with_name(f".{folder.name}{TMP}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        compressed.save_model_weights(model, tmp)
+        model_format.save(model, tmp)
         tokenizer.save_pretrained(tmp)
         for name, text in (files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -44,10 +44,10 @@ def save_folder(model: Any, tokenizer: Any, folder: Path, files: Mapping[str, st
     return folder
 
 
-def save_model(run_dir: Path, model: Any, tokenizer: Any, spec: RunSpec, labels: list[str]) -> Path:
+def save_model(run_dir: Path, model: Any, tokenizer: Any, spec: RunSpec, labels: list[str], model_format: ModelFormat) -> Path:
     """The final model: loadable by ``hone predict`` and by plain transformers."""
     meta = {"task": spec.task.name, "task_params": spec.task.settings(), "labels": labels}
-    return save_folder(model, tokenizer, run_dir / MODEL_DIR, {HONE_JSON: json.dumps(meta, indent=2)})
+    return save_folder(model, tokenizer, run_dir / MODEL_DIR, model_format, {HONE_JSON: json.dumps(meta, indent=2)})
 
 
 def default_run_dir(spec: RunSpec, resume: bool) -> Path:

@@ -17,7 +17,6 @@ from hone.atomic import write_json
 from hone.errors import ComponentError, HoneError, Interrupted
 from hone.host import PluginHost
 from hone.run.checkpoint import Checkpoints, load_checkpoint, read_training_state, retain, rng_state, set_rng_state
-from hone.run.compressed import read_steps, restore_steps
 from hone.run.context import RunContext
 from hone.run.data import load_splits
 from hone.run.devices import Precision, cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
@@ -94,12 +93,13 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     model, tokenizer, labels = load_model(spec, task, task.labels_from(splits["train"]) if splits["train"] else [])
     features = encode_splits(spec, task, tokenizer, labels, splits)
     model.to(device)
+    model_format = host.build("model_format", spec.model_format, host)
     if world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     ctx = RunContext(
         spec, host, run_dir, task, model, tokenizer, labels, features, device, precision.train, events,
-        Checkpoints(run_dir / "checkpoints", spec.checkpoints.keep) if writer else None, progress if writer else None,
-        rank, world_size, eval_precision=precision.eval,
+        Checkpoints(run_dir / "checkpoints", spec.checkpoints.keep, model_format) if writer else None,
+        progress if writer else None, rank, world_size, eval_precision=precision.eval, model_format=model_format,
     )
     resume_state = _resume(ctx, state["completed"]) if resume else None
     runners = {i: host.build("stage", stage) for i, stage in enumerate(spec.stages) if i not in state["completed"]}
@@ -127,7 +127,7 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
         if world_size > 1:
             state["distributed"] = replica_check(ctx.core, world_size)
         if writer:
-            save_model(run_dir, ctx.core, ctx.tokenizer, spec, labels)
+            save_model(run_dir, ctx.core, ctx.tokenizer, spec, labels, model_format)
         state["status"] = "completed"
         save_state()
         if writer:
@@ -181,9 +181,10 @@ def _resume(ctx: RunContext, completed: list[int]) -> dict[str, Any] | None:
     rebuilt = _model_for_checkpoint(ctx, folder)
     if rebuilt is not None:  # e.g. a distill stage's student: its checkpoints hold the student's weights
         ctx.model = rebuilt.to(ctx.device)
-    if steps := read_steps(folder):  # a compressed model: rebuild its structure before its weights load
-        ctx.model = restore_steps(ctx.core, steps, ctx.host)
-    state = load_checkpoint(folder, ctx.core)
+    assert ctx.model_format is not None
+    if (structured := ctx.model_format.rebuild(ctx.core, folder)) is not ctx.core:  # a compressed model's structure, say
+        ctx.model = structured
+    state = load_checkpoint(folder, ctx.core, ctx.model_format)
     if state["done"]:  # between stages: continue with the RNG as the finished stage left it
         set_rng_state(state["rng"])
     return state

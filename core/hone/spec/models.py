@@ -89,7 +89,7 @@ def ref(kind: str) -> type[ComponentRef]:
 TaskRef, ReaderRef, OptimizerRef, SchedulerRef, MetricRef, CallbackRef = (
     ref(k) for k in ("task", "reader", "optimizer", "scheduler", "metric", "callback")
 )
-CompressorRef, DistillerRef, SearcherRef = (ref(k) for k in ("compressor", "distiller", "searcher"))
+CompressorRef, DistillerRef, SearcherRef, ModelFormatRef = (ref(k) for k in ("compressor", "distiller", "searcher", "model_format"))
 
 
 class StageSpec(Strict):
@@ -213,6 +213,8 @@ class RunSpec(Strict):
                                 "`hone run --threads` overrides it.")
     callbacks: list[CallbackRef] = Field(default_factory=list)  # type: ignore[valid-type]
     checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    model_format: ModelFormatRef = Field("safetensors", validate_default=True, description=(  # type: ignore[valid-type]
+        "How checkpoints and the final model are saved: safetensors (never pickle; a compressed model with its recipe)."))
     stages: list[StageSpec] = Field(min_length=1, description="What the run does, in order; `type` picks a stage kind.")
 
     @field_validator("device", mode="before")

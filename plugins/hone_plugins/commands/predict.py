@@ -42,7 +42,7 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
     """(task, model, tokenizer, labels) from a run directory, a saved model folder or a Hub name."""
     from transformers import AutoTokenizer
 
-    from hone.run.compressed import compression_steps, cpu_only, is_compressed_model, load_compressed_model
+    from hone_plugins.formats.compressed import compression_steps, cpu_only, is_compressed_model, load_compressed_model
     from hone.run.devices import pick_device
     from hone.run.loading import quiet_transformers
 

@@ -1,6 +1,6 @@
 """Weight-only quantization with torchao (``quantize_``): int8 and float8 anywhere torch runs, int4 on recent
 NVIDIA GPUs. The weights become torchao tensor subclasses; hone saves their inner plain tensors and
-``restore`` re-quantizes a fresh model so they load back (see :mod:`hone.run.compressed`)."""
+``restore`` re-quantizes a fresh model so they load back (see :mod:`hone_plugins.formats.compressed`)."""
 
 from __future__ import annotations
 

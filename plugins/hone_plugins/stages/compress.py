@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from hone.components import CompressionContext
 from hone.errors import ComponentError, HoneError
-from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
+from hone_plugins.formats.compressed import STEPS_ATTRIBUTE, compression_steps
 from hone.run.context import RunContext
 from hone.run.devices import to_device
 from hone.run.results import scalars

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from hone.run.compressed import is_compressed_model, load_compressed_model, needs_recipe
+from hone_plugins.formats.compressed import is_compressed_model, load_compressed_model, needs_recipe
 from hone.errors import HoneError, describe
 from hone.run.context import RunContext, unwrap
 from hone.run.loading import LOAD_ERRORS, resolve_source
@@ -209,9 +209,9 @@ def distill_stage(ctx: RunContext, index: int, stage: DistillStage, resume: dict
         student = build_student(ctx, stage, teachers[0], current).to(ctx.device)
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            save_folder(student, ctx.tokenizer, folder / STUDENT)
+            save_folder(student, ctx.tokenizer, folder / STUDENT, ctx.model_format)
             if not stage.teachers():
-                save_folder(current, ctx.tokenizer, folder / TEACHER)
+                save_folder(current, ctx.tokenizer, folder / TEACHER, ctx.model_format)
     for teacher in teachers:
         teacher.to(ctx.device).eval().requires_grad_(False)
     attention = student.config._attn_implementation

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from hone.errors import ComponentError, HoneError, Interrupted
-from hone.run.compressed import compression_steps
+from hone_plugins.formats.compressed import compression_steps
 from hone.run.context import RunContext
 from hone_plugins.exporters.folders import EXPORT_DIR
 from hone_plugins.stages.specs import ExportStage

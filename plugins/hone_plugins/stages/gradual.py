@@ -8,7 +8,7 @@ import torch
 
 from hone.components import StepHook
 from hone.errors import HoneError
-from hone.run.compressed import STEPS_ATTRIBUTE, compression_steps
+from hone_plugins.formats.compressed import STEPS_ATTRIBUTE, compression_steps
 from hone_plugins.stages.sizes import model_report
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from hone.run.compressed import state_dict_for_saving, stored_values
+from hone_plugins.formats.compressed import state_dict_for_saving, stored_values
 
 
 def _weight_of(module: torch.nn.Module) -> torch.Tensor | None:

@@ -255,3 +255,10 @@ def test_json_duplicates_found_even_where_yaml_cannot_read_the_json(tmp_path: Pa
     text = json.dumps({"seed": 1}).replace("}", ', "seed": 2}').replace(" ", "\t")  # tabs: JSON, not YAML
     found = issues(write(tmp_path, text, "spec.json"))
     assert "duplicate key 'seed'" in found["seed"].message
+
+
+def test_the_model_format_defaults_to_safetensors_and_an_unknown_one_is_refused(tmp_path: Path) -> None:
+    spec, _ = load_spec(write(tmp_path, SPEC))
+    assert spec.model_dump(mode="json")["model_format"] == {"name": "safetensors"}
+    found = issues(write(tmp_path, SPEC + "model_format: safetensor\n"))
+    assert "Did you mean 'safetensors'" in found["model_format.name"].message

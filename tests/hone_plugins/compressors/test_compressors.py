@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hone.components import CompressionContext
-from hone.run.compressed import STEPS_ATTRIBUTE, load_weights, restore_steps
+from hone_plugins.formats.compressed import STEPS_ATTRIBUTE, load_weights, restore_steps
 from hone_plugins.stages.sizes import model_report
 from hone.plugins import PluginHost, load_plugins
 
@@ -61,7 +61,7 @@ def round_trip(host: PluginHost, name: str, params: dict[str, Any], compressed: 
     """What saving and loading does: plain tensors out, recipe re-applied to a fresh model, tensors back in."""
     from safetensors.torch import load, save
 
-    from hone.run.checkpoint import state_dict_for_saving
+    from hone_plugins.formats.compressed import state_dict_for_saving
 
     blob = save(state_dict_for_saving(compressed))
     steps = [{"compressor": name, "params": params, "recipe": report.get("recipe")}]
@@ -309,7 +309,7 @@ def test_saved_weights_and_recipe_rebuild_an_identical_model(
 
 
 def test_per_channel_quantized_tensors_survive_plain_tensors() -> None:
-    from hone.run.compressed import fit_state, plain_tensors
+    from hone_plugins.formats.compressed import fit_state, plain_tensors
 
     weight = torch.quantize_per_channel(torch.randn(3, 4), torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0, 1, 2]), 0, torch.qint8)
     flat = plain_tensors({"w": weight, "packed": (weight, torch.ones(3)), "dtype": torch.qint8})
@@ -323,7 +323,7 @@ def test_tensor_subclasses_are_saved_as_their_plain_inner_tensors_and_rebuilt_fr
     """A weight that is a tensor subclass (as torchao's are) saves as plain tensors and loads back into the
     restored model's subclass: the template gives the type and metadata, the file the values."""
     two_tensor = pytest.importorskip("torch.testing._internal.two_tensor")
-    from hone.run.compressed import fit_state, plain_tensors
+    from hone_plugins.formats.compressed import fit_state, plain_tensors
 
     def model_with(a: torch.Tensor, b: torch.Tensor) -> torch.nn.Module:
         linear = torch.nn.Linear(3, 2)

@@ -16,7 +16,7 @@ for _module in ("onnx", "onnxscript", "onnxruntime"):
 import torch
 
 from hone.components import CompressionContext
-from hone.run.compressed import COMPRESSION_JSON, STEPS_ATTRIBUTE, load_compressed_model, save_model_weights
+from hone_plugins.formats.compressed import COMPRESSION_JSON, STEPS_ATTRIBUTE, load_compressed_model, save_model_weights
 from hone_plugins.stages.sizes import model_report
 from hone.plugins import PluginHost, load_plugins
 from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel

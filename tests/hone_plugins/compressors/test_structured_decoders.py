@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hone.components import CompressionContext
-from hone.run.compressed import STEPS_ATTRIBUTE, load_compressed_model, save_model_weights
+from hone_plugins.formats.compressed import STEPS_ATTRIBUTE, load_compressed_model, save_model_weights
 from hone_plugins.stages.sizes import model_report
 from hone.plugins import PluginHost, load_plugins
 from hone_plugins.compressors.pruning.structured import StructuredPruning
