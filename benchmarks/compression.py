@@ -155,7 +155,7 @@ def main() -> None:
     args.data = args.data or Path(yaml.safe_load((args.teacher / "spec.yaml").read_text())["data"]["test"]).parent
 
     from hone.plugins import load_plugins
-    from hone.run.loading import quiet_transformers
+    from hone_plugins.tasks.common import quiet_transformers
     from hone.run.runner import run
     from hone.spec.models import spec_model
 

@@ -121,7 +121,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"data not found in {args.data}: {', '.join(missing)} (set HONE_DATA_DIR or --data)")
     from hone.plugins import load_plugins
-    from hone.run.loading import quiet_transformers
+    from hone_plugins.tasks.common import quiet_transformers
 
     quiet_transformers()
     host = load_plugins()

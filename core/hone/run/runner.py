@@ -21,7 +21,7 @@ from hone.run.context import RunContext
 from hone.run.data import load_splits
 from hone.run.devices import Precision, cpu_bf16_units, pick_device, pick_precisions, seed_everything, set_threads
 from hone.run.events import EventLog, read_events
-from hone.run.loading import encode_splits, load_model, quiet_transformers
+from hone.run.loading import encode_splits, load_model
 from hone.run.memory import process_peak_rss_mb, reset_peak_rss, stage_memory
 from hone.run.results import plain, scalars_tree
 from hone.run.rundir import EVENTS, METRICS, STATE, default_run_dir, prepare_run_dir, save_model
@@ -83,7 +83,6 @@ def run(spec: RunSpec, host: PluginHost, out: Path | None = None, resume: bool =
 def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, Any], save_state: Callable[[], None],
              events: EventLog, resume: bool, progress: Callable[..., Any] | None, rank: int, world_size: int) -> Path:
     writer = rank == 0
-    quiet_transformers()
     seed_everything(spec.seed)
     device = pick_device(spec.device)
     precision = pick_precisions(spec.precision, device)
@@ -106,7 +105,6 @@ def _execute(spec: RunSpec, host: PluginHost, run_dir: Path, state: dict[str, An
     for index, runner in runners.items():  # refuse what a stage cannot work with before any stage runs
         if (check := getattr(runner, "check", None)) is not None:
             check(ctx, index)
-        check_metric_labels(ctx, index, spec.stages[index])
     state["precision"], state["threads"] = precision._asdict(), torch.get_num_threads()
     hardware = {"cpu_bf16": cpu_bf16_units()} if device.type == "cpu" else {}  # why `auto` chose as it did
     events.emit("run_start", name=spec.name, device=str(device), precision=precision._asdict(), resumed=resume,
@@ -205,19 +203,6 @@ def _model_for_checkpoint(ctx: RunContext, folder: Path) -> Any | None:
         adapted = inside(ctx, stage, model if model is not None else ctx.core)
         model = adapted if adapted is not None else model
     return model
-
-
-def check_metric_labels(ctx: RunContext, index: int, stage: Any) -> None:
-    """A stage's metrics that can tell they cannot match the data's labels (an optional ``check_labels(labels)``
-    raising ValueError) refuse here, after the data is read and before any stage runs."""
-    if not hasattr(stage, "metrics"):
-        return
-    for name, metric in ctx.metrics(stage.metrics):
-        if (check := getattr(metric, "check_labels", None)) is not None:
-            try:
-                check(list(ctx.labels))
-            except ValueError as error:
-                raise HoneError(f"stage '{ctx.stage_names[index]}': metric '{name}': {error}") from None
 
 
 @contextmanager

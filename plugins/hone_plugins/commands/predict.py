@@ -44,7 +44,7 @@ def load_predictor(source: str, host: PluginHost, task_name: str | None = None, 
 
     from hone_plugins.formats.compressed import compression_steps, cpu_only, is_compressed_model, load_compressed_model
     from hone.run.devices import pick_device
-    from hone.run.loading import quiet_transformers
+    from hone_plugins.tasks.common import quiet_transformers
 
     quiet_transformers()
     path = Path(source)
@@ -82,7 +82,8 @@ def precision_scope(model: Any, name: str) -> Any:
     """The autocast context predictions run in: ``name`` resolved for inference as a run's evaluation resolves it."""
     import torch
 
-    from hone.run.devices import autocast, inference_precision, pick_precisions
+    from hone.run.devices import autocast, pick_precisions
+    from hone_plugins.stages.evaluation import inference_precision
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     return autocast(device, inference_precision(pick_precisions(name, device).eval, model))

@@ -148,8 +148,8 @@ def load_export(source: Path) -> tuple[OnnxRuntimeModel, Any, dict[str, Any]]:
     folder = find_export(source)
     try:
         meta = json.loads((folder / ONNX_JSON).read_text(encoding="utf-8"))
-        with quiet_transformers():
-            config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        quiet_transformers()
+        config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as error:
         raise HoneError(f"{folder}: cannot read the ONNX export ({type(error).__name__}: {error})") from None
     model = OnnxRuntimeModel(config, path=folder / meta.get("file", MODEL_FILE))

@@ -55,7 +55,8 @@ def cut_model(plan: Plan) -> Path:
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
-    from hone.run.loading import quiet_transformers, resolve_source
+    from hone.run.loading import resolve_source
+    from hone_plugins.tasks.common import quiet_transformers
     from hone_plugins.stages.distill import keep_layers
 
     quiet_transformers()

@@ -26,7 +26,8 @@ def layer_count(model: ModelSpec) -> int:
     """The number of transformer layers of a model, from its config alone; a HoneError if it cannot be read."""
     from transformers import AutoConfig
 
-    from hone.run.loading import quiet_transformers, resolve_source
+    from hone.run.loading import resolve_source
+    from hone_plugins.tasks.common import quiet_transformers
 
     quiet_transformers()
     try:

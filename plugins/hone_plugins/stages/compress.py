@@ -16,7 +16,7 @@ from hone.run.context import RunContext
 from hone.run.devices import to_device
 from hone.run.results import scalars
 
-from hone_plugins.stages.evaluation import evaluate
+from hone_plugins.stages.evaluation import check_metric_labels, evaluate
 from hone_plugins.stages.sizes import latency_ms, model_report
 from hone_plugins.stages.specs import CompressStage
 
@@ -148,6 +148,9 @@ def _budget_search(ctx: Any, index: int, stage: Any, core: torch.nn.Module, cont
 class Compress:
     def __init__(self, spec: CompressStage) -> None:
         self.spec = spec
+
+    def check(self, ctx: RunContext, index: int) -> None:
+        check_metric_labels(ctx, index, self.spec.metrics)
 
     def run(self, ctx: RunContext, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
         return compress_stage(ctx, index, self.spec)

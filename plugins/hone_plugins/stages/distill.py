@@ -20,6 +20,7 @@ from hone.run.context import RunContext, unwrap
 from hone.run.loading import LOAD_ERRORS, resolve_source
 from hone.run.rundir import HONE_JSON, MODEL_DIR, save_folder
 from hone_plugins.stages import adapting
+from hone_plugins.stages.evaluation import check_metric_labels
 from hone_plugins.stages.specs import DistillStage
 from hone_plugins.stages.train import LossFn, train_stage
 
@@ -186,6 +187,7 @@ class Distill:
 
     def check(self, ctx: RunContext, index: int) -> None:
         adapting.check(ctx, index, self.spec)
+        check_metric_labels(ctx, index, self.spec.metrics)
 
     def checkpoint_model(self, ctx: RunContext, index: int, model: torch.nn.Module) -> torch.nn.Module | None:
         return adapting.checkpoint_model(ctx, index, self.spec, model)

@@ -8,7 +8,7 @@ from hone.errors import HoneError
 from hone.run.context import RunContext
 from hone.run.results import scalars
 
-from hone_plugins.stages.evaluation import evaluate
+from hone_plugins.stages.evaluation import check_metric_labels, evaluate
 from hone_plugins.stages.predictions import predictions_name
 from hone_plugins.stages.specs import EvaluateStage
 
@@ -16,6 +16,9 @@ from hone_plugins.stages.specs import EvaluateStage
 class Evaluate:
     def __init__(self, spec: EvaluateStage) -> None:
         self.spec = spec
+
+    def check(self, ctx: RunContext, index: int) -> None:
+        check_metric_labels(ctx, index, self.spec.metrics)
 
     def run(self, ctx: RunContext, index: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
         name, split = ctx.stage_names[index], self.spec.split

@@ -8,13 +8,38 @@ from typing import Any
 
 import torch
 from hone.components import EvalOutput
-from hone.errors import ComponentError
+from hone.errors import ComponentError, HoneError
 from hone.run.context import unwrap
-from hone.run.devices import autocast, eval_precision, forward, to_device
+from hone.run.devices import autocast, forward, to_device
 
 from hone_plugins.stages.batching import eval_batches
 from hone_plugins.stages.plain import plain_results
 from hone_plugins.stages.predictions import write_predictions
+
+
+def eval_precision(ctx: Any, model: Any = None) -> str:
+    """The precision evaluation of ``model`` runs at: the context's ``eval_precision``, or its one ``precision``."""
+    return inference_precision(getattr(ctx, "eval_precision", None) or ctx.precision, model)
+
+
+def inference_precision(precision: str, model: Any = None) -> str:
+    """``precision`` for inference with ``model``, but fp32 for a model with torch.ao quantized layers, whose
+    kernels take fp32 inputs only (under bf16 autocast they fail)."""
+    if precision != "fp32" and model is not None and any(
+            type(module).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized")) for module in model.modules()):
+        return "fp32"
+    return precision
+
+
+def check_metric_labels(ctx: Any, index: int, refs: Sequence[Any] | None) -> None:
+    """A stage's metrics that can tell they cannot match the data's labels (an optional ``check_labels(labels)``
+    raising ValueError) refuse in the stage's ``check``: after the data is read, before any stage runs."""
+    for name, metric in ctx.metrics(refs):
+        if (check := getattr(metric, "check_labels", None)) is not None:
+            try:
+                check(list(ctx.labels))
+            except ValueError as error:
+                raise HoneError(f"stage '{ctx.stage_names[index]}': metric '{name}': {error}") from None
 
 
 def predict_split(ctx: Any, features: Sequence[dict[str, Any]], batch_size: int,

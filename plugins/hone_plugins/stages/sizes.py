@@ -60,7 +60,8 @@ LATENCY_EXAMPLES, LATENCY_WARMUP = 16, 2
 def latency_ms(ctx: Any, model: torch.nn.Module, split: str) -> float | None:
     """Median milliseconds of one forward pass on one example (the first examples of ``split``, else of any split),
     on the run's device and evaluation precision, after a warm-up; None without data."""
-    from hone.run.devices import eval_precision, forward, to_device
+    from hone.run.devices import forward, to_device
+    from hone_plugins.stages.evaluation import eval_precision
 
     features = next((f for f in (ctx.features.get(split), *ctx.features.values()) if f), None)
     if not features:

@@ -22,7 +22,7 @@ from hone.run.results import plain, scalars, scalars_tree
 from hone_plugins.commands.progress import NoProgress
 from hone_plugins.stages import adapting
 from hone_plugins.stages.batching import train_batches
-from hone_plugins.stages.evaluation import evaluate
+from hone_plugins.stages.evaluation import check_metric_labels, evaluate
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
 from hone_plugins.stages.predictions import predictions_name
 from hone_plugins.stages.setup import (EarlyStopper, TrainingError, apply_freezing, check_checkpointing, decays,
@@ -46,6 +46,7 @@ class Train:
         from hone.run.runner import effect
 
         adapting.check(ctx, index, self.spec)
+        check_metric_labels(ctx, index, self.spec.metrics)
         if self.spec.gradient_checkpointing and all(effect(ctx.host, s) != "replaces" for s in ctx.spec.stages[:index]):
             check_checkpointing(ctx.core, ctx.stage_names[index])
 

@@ -61,10 +61,10 @@ class CausalLM:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        with common.quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(source, **hub)
-            config = AutoConfig.from_pretrained(source, **hub)
-            model = AutoModelForCausalLM.from_pretrained(source, **hub, **decoder_kwargs(config))
+        common.quiet_transformers()
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub)
+        config = AutoConfig.from_pretrained(source, **hub)
+        model = AutoModelForCausalLM.from_pretrained(source, **hub, **decoder_kwargs(config))
         self.prepare(model, tokenizer)
         if self.packing and (problem := isolation_problem(model)):
             raise ValueError(f"packing: true cannot keep examples apart in {type(model).__name__} "

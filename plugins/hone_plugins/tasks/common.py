@@ -17,17 +17,18 @@ PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
 TOKEN_KEYS = ("input_ids", "decoder_input_ids")  # padded with the tokenizer's pad id
 
 
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports (newly initialised heads) while loading."""
+def quiet_transformers() -> None:
+    """Silence transformers' load reports and bars (hone reports progress itself) and torchao's import noise."""
+    import logging as std_logging
+
     from transformers.utils import logging
 
-    previous = logging.get_verbosity()
     logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(previous)
+    logging.disable_progress_bar()
+    # transformers imports torchao wherever it is installed (hone's torchao extra): its CUDA kernels that do not load
+    # on a CPU and torch's pytree deprecating its enums are noise before every run
+    for name in ("torchao", "torch.utils._pytree"):
+        std_logging.getLogger(name).setLevel(std_logging.ERROR)
 
 
 def hub_kwargs(trust_remote_code: bool, revision: str | None) -> dict[str, Any]:

@@ -47,19 +47,19 @@ class Seq2Seq:
         from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        with common.quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(source, **hub)
-            config = AutoConfig.from_pretrained(source, **hub)
-            if self.encoder_decoder and not config.is_encoder_decoder:
-                model = EncoderDecoderModel.from_encoder_decoder_pretrained(source, source, **hub)
-                for target in (model.config, model.generation_config):
-                    for name, value in special_tokens(tokenizer).items():
-                        setattr(target, name, value)
-            elif not config.is_encoder_decoder and getattr(config, "is_decoder", None) is not None:
-                raise ValueError(f"{source} is an encoder ({type(config).__name__}), not a seq2seq model: set "
-                                 "encoder_decoder: true to build an encoder-decoder from it (bert2bert)")
-            else:
-                model = AutoModelForSeq2SeqLM.from_pretrained(source, **hub)
+        common.quiet_transformers()
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub)
+        config = AutoConfig.from_pretrained(source, **hub)
+        if self.encoder_decoder and not config.is_encoder_decoder:
+            model = EncoderDecoderModel.from_encoder_decoder_pretrained(source, source, **hub)
+            for target in (model.config, model.generation_config):
+                for name, value in special_tokens(tokenizer).items():
+                    setattr(target, name, value)
+        elif not config.is_encoder_decoder and getattr(config, "is_decoder", None) is not None:
+            raise ValueError(f"{source} is an encoder ({type(config).__name__}), not a seq2seq model: set "
+                             "encoder_decoder: true to build an encoder-decoder from it (bert2bert)")
+        else:
+            model = AutoModelForSeq2SeqLM.from_pretrained(source, **hub)
         start = model.generation_config.decoder_start_token_id
         start = start if start is not None else model.config.decoder_start_token_id
         if start is None:

@@ -43,10 +43,10 @@ class SequenceClassification:
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        with common.quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(source, **hub)
-            head = self.head(labels, AutoConfig.from_pretrained(source, **hub))
-            model = AutoModelForSequenceClassification.from_pretrained(source, **hub, **head)
+        common.quiet_transformers()
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub)
+        head = self.head(labels, AutoConfig.from_pretrained(source, **hub))
+        model = AutoModelForSequenceClassification.from_pretrained(source, **hub, **head)
         # decoder backbones pool the last non-pad token, so batches need a pad id
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token

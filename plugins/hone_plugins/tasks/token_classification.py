@@ -132,12 +132,12 @@ class TokenClassification:
         from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        with common.quiet_transformers():
-            config = AutoConfig.from_pretrained(source, **hub)
-            prefix = {"add_prefix_space": True} if config.model_type in PREFIX_SPACE_MODELS else {}
-            tokenizer = AutoTokenizer.from_pretrained(source, **hub, **prefix)
-            labels = common.head_labels(config, labels)
-            model = AutoModelForTokenClassification.from_pretrained(source, **hub, **common.label_kwargs(labels))
+        common.quiet_transformers()
+        config = AutoConfig.from_pretrained(source, **hub)
+        prefix = {"add_prefix_space": True} if config.model_type in PREFIX_SPACE_MODELS else {}
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub, **prefix)
+        labels = common.head_labels(config, labels)
+        model = AutoModelForTokenClassification.from_pretrained(source, **hub, **common.label_kwargs(labels))
         return model, tokenizer
 
     def model_labels(self, model: Any) -> list[str]:

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from hone.errors import HoneError
-from hone.run.devices import (Precision, cpu_bf16_units, cpu_flags, eval_precision, inference_precision, pick_precision,
+from hone.run.devices import (Precision, cpu_bf16_units, cpu_flags, pick_precision,
                               pick_precisions, set_threads)
 from hone.run.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss, stage_memory
+from hone_plugins.stages.evaluation import eval_precision, inference_precision
 
 CPU = torch.device("cpu")
 X86 = """processor\t: 0
