@@ -1,4 +1,4 @@
-"""The ``hone`` command: ``plugins`` and ``validate`` here, every other command from a plugin.
+"""The ``hone`` command: ``plugins`` here (it lists what loaded, whatever failed), every other command from a plugin.
 
 Heavy modules (torch, transformers) are imported only by the commands that need them.
 """
@@ -10,7 +10,6 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 from hone import __version__
 from hone.errors import HoneError, Interrupted
@@ -26,8 +25,6 @@ def _parser(host: PluginHost) -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list installed plugins and their components")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = sub.add_parser("validate", help="check a run spec and report every problem")
-    p.add_argument("spec", type=Path)
     for command in host.registries["command"]:
         if command.name not in CORE_COMMANDS:
             p = sub.add_parser(command.name, help=command.doc)
@@ -56,17 +53,7 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from hone.spec.loading import check_ready, check_sections, load_spec
-
-    spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
-    check_ready(args.spec, spec)
-    check_sections(args.spec, spec, host)
-    print(f"{args.spec}: valid ({len(spec.stages)} stage{'s' if len(spec.stages) != 1 else ''}: {', '.join(spec.stage_names())})")
-    return 0
-
-
-CORE_COMMANDS = {"plugins": _plugins, "validate": _validate}
+CORE_COMMANDS = {"plugins": _plugins}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

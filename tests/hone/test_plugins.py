@@ -30,7 +30,7 @@ BUILTIN_PLUGINS = {
     "hone.search": {"command": ["search"], "pruner": ["none", "median", "percentile", "hyperband", "successive-halving"],
                "spec_section": ["search"]},
     "hone.report": {"command": ["report", "compare"]},
-    "hone.commands": {"command": ["run", "predict", "schema"]},
+    "hone.commands": {"command": ["validate", "run", "predict", "schema"]},
     "hone.runtimes": {"runtime": ["onnxruntime"]},
     "hone.exporters": {"exporter": ["onnx"]},
     "hone.adapters": {"adapter": ["lora", "dora"]},

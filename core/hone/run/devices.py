@@ -49,11 +49,6 @@ class Precision(NamedTuple):
     eval: str
 
 
-def pick_precision(name: str, device: torch.device) -> str:
-    """The training precision ``name`` resolves to on ``device`` (see :func:`pick_precisions`)."""
-    return pick_precisions(name, device).train
-
-
 def pick_precisions(name: str, device: torch.device, units: Sequence[str] | None = None) -> Precision:
     """Training and evaluation precision for ``precision: name``; ``units``: the CPU's bf16 units (default: detected).
 
@@ -104,11 +99,6 @@ def cpu_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
         return [flag for flag, check in checks.items() if check is not None and check()]
     flags = cpu_flags(cpuinfo) or set()
     return [flag for flag in BF16_FLAGS if flag in flags]
-
-
-def cpu_has_native_half() -> bool:
-    """Whether this CPU computes bf16 in hardware (avx512_bf16 or AMX); elsewhere autocast emulates it, slowly."""
-    return bool(cpu_bf16_units())
 
 
 def set_threads(threads: int | None) -> int:

@@ -1,4 +1,4 @@
-"""``hone run``, ``hone predict`` and ``hone schema``: built-in commands, registered like any plugin's.
+"""``hone validate``, ``hone run``, ``hone predict`` and ``hone schema``: built-in commands, registered like any plugin's.
 
 Only registrations here (``hone --help`` imports this module); each command imports torch when it runs.
 """
@@ -114,6 +114,23 @@ def predict_command(params: NoParams) -> PredictCommand:
     return PredictCommand()
 
 
+class ValidateCommand:
+    def run(self, args: argparse.Namespace) -> int:
+        from hone.spec.loading import check_ready, check_sections, load_spec
+
+        spec, host = load_spec(args.spec, plugins_dirs=args.plugins_dir)
+        check_ready(args.spec, spec)
+        check_sections(args.spec, spec, host)
+        stages = f"{len(spec.stages)} stage{'s' if len(spec.stages) != 1 else ''}: {', '.join(spec.stage_names())}"
+        print(f"{args.spec}: valid ({stages})")
+        return 0
+
+
+def validate_command(params: NoParams) -> ValidateCommand:
+    """check a run spec and report every problem"""
+    return ValidateCommand()
+
+
 class SchemaCommand:
     def run(self, args: argparse.Namespace) -> int:
         import json
@@ -132,6 +149,7 @@ def schema_command(params: NoParams) -> SchemaCommand:
 
 @hookimpl
 def register_commands(register: Register) -> None:
+    register("validate", validate_command, arguments=lambda parser: parser.add_argument("spec", type=Path))
     register("run", run_command, arguments=run_arguments)
     register("predict", predict_command, arguments=predict_arguments)
     register("schema", schema_command)

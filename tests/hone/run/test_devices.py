@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from hone.run.devices import pick_precision
+from hone.run.devices import pick_precisions
 
 CPU = torch.device("cpu")
 
@@ -18,18 +18,18 @@ def _cpu_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
 
 
 def test_auto_is_fp32_on_cpu() -> None:
-    assert pick_precision("auto", CPU) == "fp32"
+    assert pick_precisions("auto", CPU).train == "fp32"
 
 
 def test_bf16_on_a_cpu_that_emulates_it_warns_and_suggests_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     _cpu_bf16(monkeypatch, native=False)
     with pytest.warns(UserWarning, match=r"precision bf16: .*emulates .*use `precision: auto`"):
-        assert pick_precision("bf16", CPU) == "bf16"
+        assert pick_precisions("bf16", CPU).train == "bf16"
 
 
 def test_bf16_on_a_cpu_with_native_bf16_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
     _cpu_bf16(monkeypatch, native=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert pick_precision("bf16", CPU) == "bf16"
-        assert pick_precision("fp32", CPU) == "fp32"
+        assert pick_precisions("bf16", CPU).train == "bf16"
+        assert pick_precisions("fp32", CPU).train == "fp32"

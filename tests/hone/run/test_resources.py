@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hone.errors import HoneError
-from hone.run.devices import (Precision, cpu_bf16_units, cpu_flags, pick_precision,
+from hone.run.devices import (Precision, cpu_bf16_units, cpu_flags,
                               pick_precisions, set_threads)
 from hone.run.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss, stage_memory
 from hone_plugins.stages.evaluation import eval_precision, inference_precision
@@ -79,7 +79,7 @@ def test_auto_on_a_cpu_trains_in_fp32_and_evaluates_in_bf16_only_with_amx(
 
 def test_auto_follows_the_detected_units(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("hone.run.devices.cpu_bf16_units", lambda: ["amx_bf16"])
-    assert pick_precisions("auto", CPU) == Precision("fp32", "bf16") and pick_precision("auto", CPU) == "fp32"
+    assert pick_precisions("auto", CPU) == Precision("fp32", "bf16") and pick_precisions("auto", CPU).train == "fp32"
     monkeypatch.setattr("hone.run.devices.cpu_bf16_units", lambda: [])
     assert pick_precisions("auto", CPU) == Precision("fp32", "fp32")
 
