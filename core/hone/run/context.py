@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hone.atomic import write_with
 from hone.components import ModelFormat
 from hone.host import PluginHost
 from hone.run.events import EventLog
@@ -77,25 +76,6 @@ class RunContext:
     def loss(self, model: Any, batch: dict[str, Any], label_smoothing: float = 0.0) -> torch.Tensor:
         """The task's loss on the model's outputs for a batch."""
         return self.task.loss(self.forward(model, batch), batch, label_smoothing)
-
-    def _best_path(self, index: int) -> Path:
-        assert self.run_dir is not None
-        return self.run_dir / "checkpoints" / f"best-stage{index}.safetensors"
-
-    def save_best(self, index: int, model: torch.nn.Module) -> None:
-        from safetensors.torch import save_file
-
-        assert self.model_format is not None
-        write_with(self._best_path(index), lambda p: save_file(self.model_format.tensors(model), str(p)))
-
-    def restore_best(self, index: int, model: torch.nn.Module) -> None:
-        import torch
-        from safetensors.torch import load_file
-
-        if self.world_size > 1:
-            torch.distributed.barrier()
-        assert self.model_format is not None
-        model.load_state_dict(self.model_format.fit(model.state_dict(), load_file(str(self._best_path(index)))), strict=False)
 
 
 def unwrap(model: Any) -> Any:

@@ -141,14 +141,14 @@ def find_export(source: Path) -> Path:
 
 def load_export(source: Path) -> tuple[OnnxRuntimeModel, Any, dict[str, Any]]:
     """(model, tokenizer, metadata) of an export folder or of a run directory's ONNX export."""
-    from transformers import AutoConfig, AutoTokenizer
-
     from hone_plugins.tasks.common import quiet_transformers
+
+    quiet_transformers()  # first: importing transformers imports torchao
+    from transformers import AutoConfig, AutoTokenizer
 
     folder = find_export(source)
     try:
         meta = json.loads((folder / ONNX_JSON).read_text(encoding="utf-8"))
-        quiet_transformers()
         config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as error:
         raise HoneError(f"{folder}: cannot read the ONNX export ({type(error).__name__}: {error})") from None

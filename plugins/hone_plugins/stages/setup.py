@@ -6,10 +6,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from hone.atomic import write_with
 from hone.errors import HoneError
 from hone_plugins.stages.specs import TrainStage
 
@@ -84,6 +86,25 @@ class EarlyStopper:
 
     def load(self, state: dict[str, Any]) -> None:
         self.best, self.bad_evals = state["best"], state["bad_evals"]
+
+
+def best_path(ctx: Any, index: int) -> Path:
+    """Where early stopping keeps stage ``index``'s best weights (``checkpoints.after_run: best`` keeps them)."""
+    return ctx.run_dir / "checkpoints" / f"best-stage{index}.safetensors"
+
+
+def save_best(ctx: Any, index: int, model: torch.nn.Module) -> None:
+    from safetensors.torch import save_file
+
+    write_with(best_path(ctx, index), lambda path: save_file(ctx.model_format.tensors(model), str(path)))
+
+
+def restore_best(ctx: Any, index: int, model: torch.nn.Module) -> None:
+    from safetensors.torch import load_file
+
+    if ctx.world_size > 1:
+        torch.distributed.barrier()
+    model.load_state_dict(ctx.model_format.fit(model.state_dict(), load_file(str(best_path(ctx, index)))), strict=False)
 
 
 def check_checkpointing(model: Any, stage: str) -> None:

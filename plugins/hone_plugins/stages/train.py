@@ -26,7 +26,7 @@ from hone_plugins.stages.evaluation import check_metric_labels, evaluate
 from hone_plugins.stages.gradual import finish_hooks, gradual_hooks
 from hone_plugins.stages.predictions import predictions_name
 from hone_plugins.stages.setup import (EarlyStopper, TrainingError, apply_freezing, check_checkpointing, decays,
-                                      gradient_checkpointing, param_groups, set_dropout)
+                                      gradient_checkpointing, param_groups, restore_best, save_best, set_dropout)
 from hone_plugins.stages.specs import TrainStage
 
 LossFn = Callable[[torch.nn.Module, dict[str, Any]], torch.Tensor]
@@ -151,7 +151,7 @@ class Training:
         stage = self.stage
         restored = bool(stage.early_stopping and stage.early_stopping.restore_best and self.stopper.best is not None)
         if restored:
-            self.ctx.restore_best(self.index, self.core)
+            restore_best(self.ctx, self.index, self.core)
         stopped = stop if self.has_eval else False
         result = {"validation": self.last_metrics, "steps": self.step, "early_stopped": stopped,
                   "best": self.stopper.best, "restored_best": restored, "skipped_batches": self.skipped, **self.sizes,
@@ -247,7 +247,7 @@ class Training:
                                                    "bad_evals": self.stopper.bad_evals, "patience": watch.patience,
                                                    "stop": stop}} if watch is not None else {}))
             if improved and stage.early_stopping and stage.early_stopping.restore_best and ctx.run_dir is not None and ctx.rank == 0:
-                ctx.save_best(self.index, self.core)
+                save_best(ctx, self.index, self.core)
             if self.scheduler.interval == "eval":
                 self.scheduler.step(scalars(self.last_metrics))
         ctx.events.emit("epoch_end", stage=self.name, epoch=self.epoch, step=self.step, train_seconds=seconds,

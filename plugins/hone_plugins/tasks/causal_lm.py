@@ -58,10 +58,10 @@ class CausalLM:
     def load(
         self, source: str, labels: list[str], *, trust_remote_code: bool = False, revision: str | None = None
     ) -> tuple[Any, Any]:
+        common.quiet_transformers()  # first: importing transformers imports torchao
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        common.quiet_transformers()
         tokenizer = AutoTokenizer.from_pretrained(source, **hub)
         config = AutoConfig.from_pretrained(source, **hub)
         model = AutoModelForCausalLM.from_pretrained(source, **hub, **decoder_kwargs(config))

@@ -44,10 +44,10 @@ class Seq2Seq:
     def load(
         self, source: str, labels: list[str], *, trust_remote_code: bool = False, revision: str | None = None
     ) -> tuple[Any, Any]:
+        common.quiet_transformers()  # first: importing transformers imports torchao
         from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        common.quiet_transformers()
         tokenizer = AutoTokenizer.from_pretrained(source, **hub)
         config = AutoConfig.from_pretrained(source, **hub)
         if self.encoder_decoder and not config.is_encoder_decoder:

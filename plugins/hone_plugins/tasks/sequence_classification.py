@@ -40,10 +40,10 @@ class SequenceClassification:
     def load(
         self, source: str, labels: list[str], *, trust_remote_code: bool = False, revision: str | None = None
     ) -> tuple[Any, Any]:
+        common.quiet_transformers()  # first: importing transformers imports torchao
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        common.quiet_transformers()
         tokenizer = AutoTokenizer.from_pretrained(source, **hub)
         head = self.head(labels, AutoConfig.from_pretrained(source, **hub))
         model = AutoModelForSequenceClassification.from_pretrained(source, **hub, **head)

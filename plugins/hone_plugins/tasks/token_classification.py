@@ -129,10 +129,10 @@ class TokenClassification:
     def load(
         self, source: str, labels: list[str], *, trust_remote_code: bool = False, revision: str | None = None
     ) -> tuple[Any, Any]:
+        common.quiet_transformers()  # first: importing transformers imports torchao
         from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
         hub = common.hub_kwargs(trust_remote_code, revision)
-        common.quiet_transformers()
         config = AutoConfig.from_pretrained(source, **hub)
         prefix = {"add_prefix_space": True} if config.model_type in PREFIX_SPACE_MODELS else {}
         tokenizer = AutoTokenizer.from_pretrained(source, **hub, **prefix)
