@@ -93,13 +93,17 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CONFIGS), action="append",
                         help=f"run this configuration (repeatable; default: {', '.join(DEFAULT)})")
     parser.add_argument("--keep", type=Path, help="keep the run directories in this (new) folder")
+    parser.add_argument("--lora-lr", type=float, default=LORA_OPTIMIZER["lr"], help="the LoRA rows' learning rate")
     args = parser.parse_args()
     require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
     with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK) else None) as tmp:
         root = Path(tmp) if args.keep is None else args.keep
         root.mkdir(parents=True, exist_ok=True)
-        rows = [measure(*CONFIGS[key], args.limit, args.epochs, root) for key in args.only or DEFAULT]
-    print(f"CPU: {cpu_description()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32")
+        configs = {key: (name, {**train, "optimizer": {**train["optimizer"], "lr": args.lora_lr}} if "adapter" in train else train)
+                   for key, (name, train) in CONFIGS.items()}
+        rows = [measure(*configs[key], args.limit, args.epochs, root) for key in args.only or DEFAULT]
+    print(f"CPU: {cpu_description()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32, "
+          f"LoRA lr {args.lora_lr:g}")
     print(table(["config", "test entity F1", "trainable params", "% trainable", "s/epoch", "peak RSS GB (process)",
                  "train stage peak RSS GB", "test stage peak RSS GB",
                  "checkpoint MB", "adapter/ MB", "model/ MB"],

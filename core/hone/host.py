@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pluggy
@@ -33,17 +33,8 @@ class PluginInfo:
         return Origin(self.name, self.distribution, self.version, self.module)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": sorted(self.components),
-            "components": self.components,
-            "distribution": self.distribution,
-            "version": self.version,
-            "module": self.module,
-            "source": self.source,
-            "status": self.status,
-            "error": self.error,
-        }
+        """A row of ``hone plugins --json``: every field, and ``kind``, the kinds of component it registered."""
+        return {"name": self.name, "kind": sorted(self.components), **asdict(self)}
 
 
 @dataclass
