@@ -8,8 +8,10 @@ import pytest
 
 from hone.spec.loading import load_spec
 
+from tests.conftest import SHARED_DATA
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lora-conll2003.yaml"
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "conll2003"
+DATA = SHARED_DATA / "conll2003"
 
 
 @pytest.mark.slow
