@@ -28,7 +28,9 @@ class Interrupted(HoneError):
     """Ctrl-C: a checkpoint was written; ``hone run --resume`` continues."""
 
 
-def describe(error: BaseException, limit: int | None = None) -> str:
-    """``Type: first line of the message``, cut at ``limit`` characters: an error inside a one-line report."""
-    text = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+def describe(error: BaseException, limit: int | None = None, first_line: bool = True) -> str:
+    """``Type: first line of the message`` (the whole message where ``first_line`` is False), cut at ``limit``
+    characters: an error inside a one-line report."""
+    message = str(error).strip()
+    text = f"{type(error).__name__}: {(message.splitlines() or [''])[0] if first_line else message}"
     return text if limit is None or len(text) <= limit else text[:limit] + "..."

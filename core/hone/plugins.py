@@ -18,6 +18,7 @@ import pluggy
 from pydantic import BaseModel
 
 from hone import hookspecs
+from hone.errors import describe
 from hone.host import LOCAL_PACKAGE, PluginHost, PluginInfo
 from hone.registry import KINDS, Component, NoParams, Registries, RegistryError, check_info
 
@@ -49,9 +50,7 @@ def _entry_points() -> list[tuple[importlib.metadata.EntryPoint, str | None, str
 
 
 def _describe_error(error: BaseException) -> str:
-    if isinstance(error, _HookFailed):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+    return str(error) if isinstance(error, _HookFailed) else describe(error, first_line=False)
 
 
 class _HookFailed(Exception):

@@ -10,8 +10,7 @@ from typing import Any
 
 from hone.components import Example
 from hone.errors import DataError
-
-SPLITS = ("train", "validation", "test")
+from hone.spec.models import SPLITS
 
 
 def split_examples(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SPLITS = ("train", "validation", "test")
+from hone.spec.models import SPLITS
 
 
 def scalars(results: dict[str, Any]) -> dict[str, float]:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hone.registry import Component, Registries
-from hone.spec.models import ComponentRef, RunSpec
+from hone.spec.models import SPLITS, ComponentRef, RunSpec
 
 Found = Iterator[tuple[tuple[Any, ...], str]]
 INT64 = (-(2**63), 2**63 - 1)
@@ -60,7 +60,7 @@ def _installed(module: str) -> bool:
 def spec_checks(spec: RunSpec, registries: Registries) -> Found:
     """Stage names, the data splits stages need, missing optional dependencies, metrics the task cannot feed."""
     names = spec.stage_names()
-    given = {"train", "validation", "test"} if spec.data.path else {s for s in ("train", "validation", "test") if getattr(spec.data, s)}
+    given = spec.data.given_splits()
     for index, (name, stage) in enumerate(zip(names, spec.stages)):
         if name in names[:index]:
             yield ("stages", index, "name"), (f"stage '{name}' is also stages[{names.index(name)}]'s name: each stage needs its own "
@@ -84,7 +84,7 @@ def spec_checks(spec: RunSpec, registries: Registries) -> Found:
 
 def machine_checks(spec: RunSpec) -> Found:
     """What the spec needs of this machine: its data files, its device."""
-    for split in ("train", "validation", "test", "path"):
+    for split in (*SPLITS, "path"):
         file = getattr(spec.data, split)
         if file is not None and not Path(file).exists():
             yield ("data", split), f"{file}: data file not found"

@@ -11,7 +11,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hone.errors import HoneError
+from hone.errors import HoneError, describe
 from hone.plugins import PluginHost, load_plugins
 from hone.registry import Registries
 from hone.spec.checks import machine_checks, numbers, spec_checks
@@ -312,12 +312,7 @@ def load_spec(path: str | Path, host: PluginHost | None = None, plugins_dirs: li
     try:
         return spec.resolve_paths(path.parent.resolve()), host
     except (OSError, ValueError) as error:  # a path with a NUL byte or a name too long for the file system
-        raise SpecError(str(path), [SpecIssue("", f"a path in the spec cannot be used: {_describe(error)}")]) from None
-
-
-def _describe(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}"
-    return text if len(text) < 200 else text[:200] + "..."
+        raise SpecError(str(path), [SpecIssue("", f"a path in the spec cannot be used: {describe(error, 200)}")]) from None
 
 
 def check_sections(file: str | Path, spec: RunSpec, host: PluginHost) -> None:

@@ -20,6 +20,8 @@ from hone.spec.results import Catalog, ResultError, Results
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 DEVICE_SYNONYMS = {"gpu": "cuda", "nvidia": "cuda", "cuda0": "cuda", "apple": "mps", "metal": "mps", "cpus": "cpu"}
+SPLITS = ("train", "validation", "test")
+"""The data splits a spec can name (``data.train`` ...), in the order a run reads them."""
 AS_WRITTEN = "as_written"  # a dump context key: component params as the spec wrote them
 SPEC_DIR = "spec_dir"  # a validation context key: the spec file's folder, where load_spec gives it
 
@@ -165,6 +167,10 @@ class DataSpec(Strict):
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     limit: int | None = Field(None, gt=0, description="Use at most this many examples of each split.")
 
+    def given_splits(self) -> list[str]:
+        """The splits this section provides (all three where ``path`` is split by ratio)."""
+        return list(SPLITS) if self.path is not None else [s for s in SPLITS if getattr(self, s) is not None]
+
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
         if self.path is not None and self.train is not None:
@@ -275,7 +281,7 @@ class RunSpec(Strict):
             return None if value is None else local.path(value)
 
         data = self.data.model_copy(
-            update={k: resolve(getattr(self.data, k)) for k in ("train", "validation", "test", "path")}
+            update={k: resolve(getattr(self.data, k)) for k in (*SPLITS, "path")}
         )
         return self.model_copy(
             update={

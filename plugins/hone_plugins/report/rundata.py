@@ -13,7 +13,8 @@ from hone.errors import HoneError
 from hone.report import RunData
 from hone.run.events import read_events
 from hone.run.rundir import EVENTS, METRICS, SPEC, STATE
-from hone.run.results import SPLITS, scalars
+from hone.run.results import scalars
+from hone.spec.models import SPLITS
 
 REPORT_KEYS = ("entity_report", "classification_report")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

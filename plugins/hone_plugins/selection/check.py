@@ -60,9 +60,8 @@ def selection_issues(spec: RunSpec, selection: SelectionSpec, base: Path) -> Fou
             yield (*where, "layers"), f"{model.source} has {total} layers (0..{total - 1}): keep at most {total}"
     split = selection.latency.split
     if split is not None and getattr(spec.data, split) is None and spec.data.path is None:
-        given = [s for s in ("train", "validation", "test") if getattr(spec.data, s) is not None]
         yield ("selection", "latency", "split"), f"the spec's data has no {split} split to time predictions on; " \
-                                                 f"use one of {', '.join(given)}"
+                                                 f"use one of {', '.join(spec.data.given_splits())}"
 
 
 def check_selection(file: str | Path, spec: RunSpec) -> None:
