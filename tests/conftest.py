@@ -112,3 +112,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cache = getattr(importlib.import_module("stevedore._cache"), "_c", None)
     if cache is not None:
         monkeypatch.setattr(cache, "_dir", str(tmp_path / "stevedore-cache"))
+
+
+@pytest.fixture
+def ner_spec_file(tmp_path: Path, tiny_bert: Path) -> Path:
+    """A spec of two train stages and a test evaluation of the tiny BERT on the shipped NER sample."""
+    from tests.runs import ner_spec, write_spec
+
+    return write_spec(tmp_path, ner_spec(tiny_bert))

@@ -1,14 +1,14 @@
-"""Specs for end-to-end runs on the tiny model and the shipped NER sample."""
+"""Specs for whole runs on the tiny models and the shipped NER sample (the run driver's and the stages' tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
+
 NER_SAMPLE = REPO / "examples" / "data" / "ner-sample"
 
 
@@ -36,12 +36,8 @@ def ner_spec(model_dir: Path, **overrides: Any) -> dict[str, Any]:
     return spec
 
 
-def write_spec(directory: Path, spec: dict[str, Any]) -> Path:
-    path = directory / "spec.yaml"
+def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
-
-
-@pytest.fixture
-def ner_spec_file(tmp_path: Path, tiny_bert: Path) -> Path:
-    return write_spec(tmp_path, ner_spec(tiny_bert))

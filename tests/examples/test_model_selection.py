@@ -1,4 +1,4 @@
-"""examples/model-selection/selection.yaml: a valid spec for `hone select` (its end-to-end runs: tests/selection)."""
+"""examples/model-selection/selection.yaml: a valid spec for `hone select` (its end-to-end runs: tests/hone_plugins/selection)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[2]
-NER_SAMPLE = REPO / "examples" / "data" / "ner-sample"
+from tests import runs
+from tests.runs import NER_SAMPLE, REPO, write_spec  # noqa: F401 (write_spec: the reliability tests import it from here)
 
 # A minimal stage of every stage type hone runs: the crash/resume and run-directory checks run each of them.
 # A new stage type must be added here (test_security's test_every_stage_type_has_a_reliability_example says so).
@@ -105,28 +103,8 @@ def causal_lm(spec: dict[str, Any], directory: Path, *modules: str) -> dict[str,
 
 def ner_spec(model_dir: Path, **overrides: Any) -> dict[str, Any]:
     """One 8-step train stage and a test evaluation on the shipped NER sample."""
-    spec: dict[str, Any] = {
-        "name": "reliability",
-        "seed": 7,
-        "model": str(model_dir),
-        "task": {"name": "token-classification", "max_length": 48},
-        "data": {
-            "reader": "conll",
-            "train": str(NER_SAMPLE / "train.txt"),
-            "validation": str(NER_SAMPLE / "valid.txt"),
-            "test": str(NER_SAMPLE / "test.txt"),
-        },
-        "stages": [dict(STAGE_EXAMPLES["train"], name="train"), dict(STAGE_EXAMPLES["evaluate"], name="test")],
-    }
-    spec.update(overrides)
-    return spec
-
-
-def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+    stages = [dict(STAGE_EXAMPLES["train"], name="train"), dict(STAGE_EXAMPLES["evaluate"], name="test")]
+    return runs.ner_spec(model_dir, **{"name": "reliability", "stages": stages, **overrides})
 
 
 def write_plugin(directory: Path, name: str, source: str) -> Path:

@@ -11,7 +11,7 @@ from hone.errors import Interrupted
 from hone.run.runner import run
 from hone.spec.loading import load_spec
 
-from .conftest import ner_spec, write_spec
+from tests.runs import ner_spec, write_spec
 from .test_plugin_stage import InterruptAt
 
 HALF_STORE = '''

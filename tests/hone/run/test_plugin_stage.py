@@ -16,11 +16,11 @@ from hone.run.runner import run
 from hone.spec.loading import SpecError, load_spec
 from hone_plugins.search.command import search_command
 
+from tests.conftest import REPO
 from tests.reproducible import reproducible
+from tests.runs import ner_spec, write_spec
 
-from .conftest import ner_spec, write_spec
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stage-plugin" / "acme_weight_noise.py"
+EXAMPLE = REPO / "examples" / "stage-plugin" / "acme_weight_noise.py"
 NOISE = {"type": "acme-weight-noise", "name": "noise", "scale": 0.5, "seed": 3}
 
 

@@ -15,7 +15,7 @@ import torch
 from hone.run.devices import cpu_bf16_units, pick_precisions
 from hone.run.events import read_events
 
-from .conftest import NER_SAMPLE, ner_spec, write_spec
+from tests.runs import NER_SAMPLE, ner_spec, write_spec
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from hone.run.checkpoint import Checkpoints, retain
 from hone.spec.loading import SpecError, load_spec
 from hone_plugins.commands.run import directory_size
 
-from .conftest import ner_spec, write_spec
+from tests.runs import ner_spec, write_spec
 
 EARLY = {"type": "train", "name": "fit", "epochs": 3, "batch_size": 8, "logging_steps": 4, "optimizer": {"name": "adamw", "lr": 1e-3},
          "early_stopping": {"metric": "loss", "patience": 2}}

@@ -18,7 +18,7 @@ from hone.spec.loading import load_spec
 
 from tests.reproducible import reproducible
 
-from .conftest import ner_spec, write_spec
+from tests.runs import ner_spec, write_spec
 
 
 def run_spec(spec_file: Path, out: Path) -> Path:

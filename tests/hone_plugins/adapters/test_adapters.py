@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from hone.errors import HoneError
 from hone.run.events import read_events
 from hone.run.runner import run
 from hone.spec.loading import load_spec
+
+from tests.conftest import REPO
 from tests.reliability.helpers import causal_lm, kill_harness, ner_spec, read_json, write_spec
 from tests.reliability.test_kill_resume import CrashInStage
 
@@ -138,9 +139,9 @@ def test_sequence_classification_trains_its_head_through_an_adapter(tmp_path: Pa
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    from tests.engine.test_tasks_end_to_end import predict
+    from tests.hone_plugins.tasks.test_tasks_end_to_end import predict
 
-    sentiment = Path(__file__).resolve().parents[2] / "examples" / "data" / "sentiment-sample.tsv"
+    sentiment = REPO / "examples" / "data" / "sentiment-sample.tsv"
     spec = adapter_spec(tiny_bert, {"name": "lora"}, epochs=1)
     spec.update(task={"name": "sequence-classification", "max_length": 32},
                 data={"reader": "tsv", "path": str(sentiment), "split": [0.5, 0.25, 0.25]})

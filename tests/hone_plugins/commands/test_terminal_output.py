@@ -19,7 +19,7 @@ from hone_plugins.commands.plainlog import PlainLog
 
 from tests.hone_plugins.stages.test_generative_evaluation import FEATURES, FakeTask, context
 
-from .conftest import ner_spec, write_spec
+from tests.runs import ner_spec, write_spec
 
 
 def test_each_epoch_prints_its_evaluation_then_early_stopping_and_the_restored_weights(

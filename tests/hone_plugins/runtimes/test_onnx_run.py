@@ -17,7 +17,7 @@ from hone.plugins import load_plugins
 
 from tests.reproducible import reproducible
 
-from .test_compress_stage import HEAD, SENTENCES, TEST, StopAt, logits, predict_cli, run_capturing, spec_with
+from tests.hone_plugins.stages.test_compress_stage import HEAD, SENTENCES, TEST, StopAt, logits, predict_cli, run_capturing, spec_with
 
 
 @pytest.mark.slow

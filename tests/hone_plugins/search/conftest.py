@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-NER_SAMPLE = REPO / "examples" / "data" / "ner-sample"
+from tests.runs import NER_SAMPLE
 
 
 def search_spec(model_dir: Path, search: dict[str, Any], **overrides: Any) -> dict[str, Any]:

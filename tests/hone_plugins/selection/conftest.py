@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-NER_SAMPLE = REPO / "examples" / "data" / "ner-sample"
+from tests.runs import NER_SAMPLE
 
 
 def selection_spec(model_dir: Path, selection: dict[str, Any]) -> dict[str, Any]:

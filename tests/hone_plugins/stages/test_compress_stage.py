@@ -11,20 +11,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import hone.run.runner
 import pytest
 import torch
-
-import hone.run.runner
-from hone_plugins.stages.compress import BudgetError
 from hone.errors import HoneError, Interrupted
-from hone.run.events import read_events
 from hone.plugins import load_plugins
+from hone.run.events import read_events
 from hone.run.runner import run
 from hone.spec.loading import SpecError, load_spec, validate_spec
+from hone_plugins.stages.compress import BudgetError
 
+from tests.conftest import REPO
 from tests.reproducible import reproducible
-
-from .conftest import ner_spec, write_spec
+from tests.runs import ner_spec, write_spec
 
 HEAD = {"type": "train", "name": "head", "epochs": 1, "batch_size": 8, "train_only": ["classifier.*"],
         "optimizer": {"name": "adamw", "lr": 1e-2}, "logging_steps": 1}
@@ -266,7 +265,7 @@ def test_gradual_pruning_refuses_restoring_a_less_sparse_epoch(tmp_path: Path, t
 @pytest.mark.slow
 def test_the_compression_benchmark_runs_on_a_few_sentences(tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     teacher, _ = run_capturing(tmp_path, spec_with(tiny_bert, HEAD), monkeypatch, "teacher")
-    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    benchmarks = REPO / "benchmarks"
     command = [sys.executable, "compression.py", "--teacher", str(teacher), "--limit", "8", "--out", str(tmp_path / "bench")]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     result = subprocess.run(command, cwd=benchmarks, env=env, capture_output=True, text=True, timeout=600)

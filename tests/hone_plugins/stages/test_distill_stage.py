@@ -19,7 +19,7 @@ from hone.spec.loading import load_spec
 
 from tests.reproducible import reproducible
 
-from .conftest import ner_spec, write_spec
+from tests.runs import ner_spec, write_spec
 
 TEACHER = {"type": "train", "name": "teacher", "epochs": 1, "batch_size": 8, "logging_steps": 1,
            "optimizer": {"name": "adamw", "lr": 3e-3}}
@@ -171,7 +171,7 @@ def test_a_distill_stage_is_validated_with_the_spec(tmp_path: Path, tiny_bert: P
 
 
 def test_sequence_classification_and_causal_lm_distil_too(tmp_path: Path, tiny_bert: Path, tiny_gpt2: Path) -> None:
-    from .conftest import REPO
+    from tests.runs import REPO
 
     sentiment = {"name": "sentiment", "model": str(tiny_bert), "task": {"name": "sequence-classification", "max_length": 32},
                  "data": {"reader": "tsv", "path": str(REPO / "examples" / "data" / "sentiment-sample.tsv")},

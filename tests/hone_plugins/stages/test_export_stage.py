@@ -18,7 +18,7 @@ from hone.run.events import read_events
 
 from tests.reproducible import reproducible
 
-from .conftest import NER_SAMPLE, write_spec
+from tests.runs import NER_SAMPLE, write_spec
 from .test_compress_stage import HEAD, SENTENCES, TEST, StopAt, run_capturing, spec_with
 
 EXPORT = {"type": "export"}

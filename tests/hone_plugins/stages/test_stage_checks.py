@@ -12,7 +12,7 @@ from hone.spec.loading import SpecError, load_spec
 
 from tests.reproducible import reproducible
 
-from .conftest import ner_spec, write_spec
+from tests.runs import ner_spec, write_spec
 
 PROBE = '''
 from pathlib import Path

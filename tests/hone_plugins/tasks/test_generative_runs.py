@@ -14,7 +14,7 @@ from hone.run.events import read_events
 from hone.run.runner import run
 from hone.spec.loading import load_spec
 
-from .conftest import NER_SAMPLE, ner_spec, write_spec
+from tests.runs import NER_SAMPLE, ner_spec, write_spec
 
 QA = [("john smith lives in", "paris"), ("mary was in", "london"), ("the company is in", "new york"),
       ("he said the film was", "good"), ("she said the movie was", "bad"), ("reuters said they will", "rejects")]

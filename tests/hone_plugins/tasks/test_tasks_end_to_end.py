@@ -15,7 +15,7 @@ import pytest
 from hone.cli import main
 from hone.run.events import read_events
 
-from .conftest import REPO, ner_spec, write_spec
+from tests.runs import REPO, ner_spec, write_spec
 
 SENTIMENT = REPO / "examples" / "data" / "sentiment-sample.tsv"
 
