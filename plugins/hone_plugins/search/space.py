@@ -5,16 +5,18 @@ Nothing here imports Optuna: a trial is anything with ``suggest_float/int/catego
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from hone_plugins.search.dimensions import Choice, Dimension, Float, Int, Trial, encode
 
 SpecPath = tuple[str | int, ...]
-SCALARS = (str, int, float, bool, type(None))
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)((?:\[\d+\])*)")
 
 
@@ -24,12 +26,6 @@ class SpaceError(ValueError):
     def __init__(self, message: str, loc: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.loc = loc
-
-
-class Trial(Protocol):
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float: ...
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
-    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
 
 
 def parse_path(text: str) -> SpecPath:
@@ -54,70 +50,6 @@ def _number(value: Any, what: str, loc: tuple[Any, ...]) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SpaceError(f"{what} must be a finite number, got {value!r}", loc)
     return float(value)
-
-
-@dataclass(frozen=True)
-class Float:
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
-
-    def suggest(self, trial: Trial, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
-
-    def grid(self) -> list[float] | None:
-        if self.step is None:
-            return None
-        count = round((self.high - self.low) / self.step)
-        return [round(self.low + i * self.step, 12) for i in range(count + 1)]
-
-    def corners(self) -> list[float]:
-        return [self.low, self.high]
-
-
-@dataclass(frozen=True)
-class Int:
-    low: int
-    high: int
-    log: bool = False
-    step: int = 1
-
-    def suggest(self, trial: Trial, name: str) -> int:
-        return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
-
-    def grid(self) -> list[int]:
-        return list(range(self.low, self.high + 1, self.step))
-
-    def corners(self) -> list[int]:
-        return [self.low, self.high]
-
-
-def _encode(value: Any) -> Any:
-    """Optuna stores only scalar choices: lists and mappings travel as JSON text."""
-    return value if isinstance(value, SCALARS) else json.dumps(value, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class Choice:
-    values: tuple[Any, ...]
-
-    @property
-    def encoded(self) -> list[Any]:
-        return [_encode(v) for v in self.values]
-
-    def suggest(self, trial: Trial, name: str) -> Any:
-        picked = trial.suggest_categorical(name, self.encoded)
-        return self.values[self.encoded.index(picked)]
-
-    def grid(self) -> list[Any]:
-        return self.encoded
-
-    def corners(self) -> list[Any]:
-        return list(self.values)
-
-
-Dimension = Float | Int | Choice
 
 
 @dataclass(frozen=True)
@@ -149,12 +81,11 @@ def parse_entry(value: Any, nested: bool = False) -> Entry:
     kinds = [k for k in value if k in ENTRY_KEYS]
     if len(kinds) != 1:
         found = f"got {', '.join(map(str, value)) or 'nothing'}"
-        raise SpaceError(f"give exactly one of {', '.join(sorted(ENTRY_KEYS))} ({found})")
-    kind = kinds[0]
-    extra = set(value) - {kind} - ({"step", "log"} if kind in RANGE_KEYS else set())
-    if extra:
-        raise SpaceError(f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(sorted(map(str, extra)))} beside '{kind}'",
-                         (sorted(map(str, extra))[0],))
+        raise SpaceError(f"give exactly one of {', '.join(sorted(ENTRY_KEYS))} ({found}){_close(value, ENTRY_KEYS)}")
+    kind, allowed = kinds[0], {"step", "log"} if kinds[0] in RANGE_KEYS else set()
+    if extra := sorted(map(str, set(value) - {kind} - allowed)):
+        raise SpaceError(f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)} beside '{kind}'{_close(extra, allowed)}",
+                         (extra[0],))
     if kind == "choice":
         if not isinstance(value[kind], list):
             raise SpaceError("`choice` takes a list of values", (kind,))
@@ -166,10 +97,15 @@ def parse_entry(value: Any, nested: bool = False) -> Entry:
     return _range(kind, value)
 
 
+def _close(keys: Any, valid: set[str]) -> str:
+    """``. Did you mean 'x'?`` for the first of ``keys`` close to a ``valid`` one; ``''`` where none is."""
+    return next((f". Did you mean '{m[0]}'?" for k in sorted(map(str, keys)) if (m := difflib.get_close_matches(k, sorted(valid), 1))), "")
+
+
 def _choice(values: list[Any], loc: tuple[Any, ...]) -> Choice:
     if not values:
         raise SpaceError("a choice needs at least one value", loc)
-    encoded = [_encode(v) for v in values]
+    encoded = [encode(v) for v in values]
     duplicates = sorted({repr(v) for v in encoded if encoded.count(v) > 1})
     if duplicates:
         raise SpaceError(f"duplicate choice {', '.join(duplicates)}", loc)

@@ -43,6 +43,8 @@ def test_entries_parse(value: Any, expected: Any) -> None:
     ({"uniform": [0, 1], "log": "yes"}, "true or false"),
     ({"uniform": [0, 1], "int": [0, 1]}, "exactly one of"),
     ({"uniform": [0, 1], "low": 0}, "unknown key low"),
+    ({"unifrom": [0, 1]}, r"\(got unifrom\)\. Did you mean 'uniform'\?"),
+    ({"loguniform": [1e-5, 1e-3], "stpe": 2}, r"unknown key stpe beside 'loguniform'\. Did you mean 'step'\?"),
     ([], "at least one value"),
     ([1, 1], "duplicate choice"),
     ("adamw", "expected a list"),
