@@ -26,7 +26,7 @@ from common import DATA, REPO, cpu_description, events, require_data, run_peak_r
 
 LORA = {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["query", "key", "value", "dense"]}
 LORA_OPTIMIZER = {"name": "adamw", "lr": 2.0e-3, "weight_decay": 0.01}
-QV = ["query", "value"]
+QV, QKV = ["query", "value"], ["query", "key", "value"]
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {  # key (for --only): (row name, the train stage's settings)
     "full": ("full fine-tuning", {"optimizer": {"name": "adamw", "lr": 1.0e-4, "weight_decay": 0.01}}),
     "lora": ("LoRA r=8 (query, key, value, dense)", {"optimizer": LORA_OPTIMIZER, "adapter": LORA}),
@@ -35,6 +35,8 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {  # key (for --only): (row nam
     "lora-qv": ("LoRA r=8 (query, value)", {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "target_modules": QV}}),
     "lora-qv-dropout0": ("LoRA r=8 (query, value), dropout 0",
                          {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "target_modules": QV, "dropout": 0.0}}),
+    "lora-qkv-dropout0": ("LoRA r=8 (query, key, value), dropout 0",
+                          {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "target_modules": QKV, "dropout": 0.0}}),
 }
 DEFAULT = ("full", "lora")
 
@@ -85,6 +87,12 @@ def measure(name: str, train: dict[str, Any], limit: int, epochs: int, root: Pat
             if (out / "adapter" / "train").exists() else None, "model_mb": size(out / "model") / 1e6}
 
 
+def lora_settings(name: str, train: dict[str, Any], lr: float, r: int) -> tuple[str, dict[str, Any]]:
+    """A LoRA row at learning rate ``lr`` and rank ``r`` (alpha 2r, the ratio of the default r 8, alpha 16)."""
+    return name.replace(f"r={LORA['r']}", f"r={r}"), {**train, "optimizer": {**train["optimizer"], "lr": lr},
+                                                       "adapter": {**train["adapter"], "r": r, "alpha": 2 * r}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=2000, help="sentences of each split")
@@ -94,16 +102,17 @@ def main() -> None:
                         help=f"run this configuration (repeatable; default: {', '.join(DEFAULT)})")
     parser.add_argument("--keep", type=Path, help="keep the run directories in this (new) folder")
     parser.add_argument("--lora-lr", type=float, default=LORA_OPTIMIZER["lr"], help="the LoRA rows' learning rate")
+    parser.add_argument("--lora-r", type=int, default=LORA["r"], help="the LoRA rows' rank (alpha: twice the rank)")
     args = parser.parse_args()
     require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
     with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK) else None) as tmp:
         root = Path(tmp) if args.keep is None else args.keep
         root.mkdir(parents=True, exist_ok=True)
-        configs = {key: (name, {**train, "optimizer": {**train["optimizer"], "lr": args.lora_lr}} if "adapter" in train else train)
+        configs = {key: lora_settings(name, train, args.lora_lr, args.lora_r) if "adapter" in train else (name, train)
                    for key, (name, train) in CONFIGS.items()}
         rows = [measure(*configs[key], args.limit, args.epochs, root) for key in args.only or DEFAULT]
     print(f"CPU: {cpu_description()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32, "
-          f"LoRA lr {args.lora_lr:g}")
+          f"LoRA lr {args.lora_lr:g}, r {args.lora_r}")
     print(table(["config", "test entity F1", "trainable params", "% trainable", "s/epoch", "peak RSS GB (process)",
                  "train stage peak RSS GB", "test stage peak RSS GB",
                  "checkpoint MB", "adapter/ MB", "model/ MB"],
