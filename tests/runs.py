@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -41,3 +44,25 @@ def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -
     path = directory / name
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+class InterruptAt:
+    """A callback sending the run a Ctrl-C once ``stage`` reaches optimizer step ``step``."""
+
+    def __init__(self, stage: str, step: int) -> None:
+        self.stage, self.step = stage, step
+
+    def on_step_end(self, event: str, data: dict[str, Any]) -> None:
+        if data["stage"] == self.stage and data["step"] == self.step:
+            signal.raise_signal(signal.SIGINT)
+
+
+def predict(run_dir: Path, records: list[dict], capsys: pytest.CaptureFixture[str], *options: str) -> list[dict]:
+    """What ``hone predict`` prints for ``records`` on the run's model (one JSON object per record)."""
+    from hone.cli import main
+
+    path = run_dir.parent / "input.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), "--input", str(path), *options]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]

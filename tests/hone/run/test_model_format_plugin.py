@@ -12,7 +12,7 @@ from hone.run.runner import run
 from hone.spec.loading import load_spec
 
 from tests.runs import ner_spec, write_spec
-from .test_plugin_stage import InterruptAt
+from tests.runs import InterruptAt
 
 HALF_STORE = '''
 """Checkpoints in float16 (half the disk), a note of the dtype beside them; the final model as hone's own."""

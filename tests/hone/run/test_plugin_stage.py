@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from hone_plugins.search.command import search_command
 
 from tests.conftest import REPO
 from tests.reproducible import reproducible
-from tests.runs import ner_spec, write_spec
+from tests.runs import InterruptAt, ner_spec, write_spec
 
 EXAMPLE = REPO / "examples" / "stage-plugin" / "acme_weight_noise.py"
 NOISE = {"type": "acme-weight-noise", "name": "noise", "scale": 0.5, "seed": 3}
@@ -37,17 +36,6 @@ def noise_spec(tmp_path: Path, model: Path, **noise: Any) -> dict[str, Any]:
 def run_spec(tmp_path: Path, spec: dict[str, Any], out: str, **kwargs: Any) -> Path:
     loaded, host = load_spec(write_spec(tmp_path, spec))
     return run(loaded, host, out=tmp_path / out, **kwargs)
-
-
-class InterruptAt:
-    """A Ctrl-C once ``stage`` reaches optimizer step ``step``."""
-
-    def __init__(self, stage: str, step: int) -> None:
-        self.stage, self.step = stage, step
-
-    def on_step_end(self, event: str, data: dict[str, Any]) -> None:
-        if data["stage"] == self.stage and data["step"] == self.step:
-            signal.raise_signal(signal.SIGINT)
 
 
 def starts(run_dir: Path, stage: str) -> int:

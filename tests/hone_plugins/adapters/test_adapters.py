@@ -139,7 +139,7 @@ def test_sequence_classification_trains_its_head_through_an_adapter(tmp_path: Pa
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    from tests.hone_plugins.tasks.test_tasks_end_to_end import predict
+    from tests.runs import predict
 
     sentiment = REPO / "examples" / "data" / "sentiment-sample.tsv"
     spec = adapter_spec(tiny_bert, {"name": "lora"}, epochs=1)

@@ -16,6 +16,7 @@ for _module in ("onnx", "onnxscript", "onnxruntime"):
 import torch
 
 from hone.components import CompressionContext
+from hone_plugins.compressors.onnx_int8 import saturating_int8_kernels
 from hone_plugins.formats.compressed import COMPRESSION_JSON, STEPS_ATTRIBUTE, load_compressed_model, save_model_weights
 from hone_plugins.stages.sizes import model_report
 from hone.plugins import PluginHost, load_plugins
@@ -63,11 +64,24 @@ def test_onnx_int8_is_smaller_and_close_to_torch(base: tuple[torch.nn.Module, An
     assert report["onnx_int8_bytes"] < 0.6 * report["onnx_fp32_bytes"]
     assert model_report(quantized, layers=False)["size_bytes"] < 0.75 * model_report(model, layers=False)["size_bytes"]
     assert report["max_abs_diff_fp32"] <= 1e-4 < report["max_abs_diff_int8"] < 0.05
+    assert report["reduce_range"] is saturating_int8_kernels()  # `auto`, decided for this CPU and recorded
     assert report["quantized_ops"]["MatMulInteger"] == 13  # 2 layers x 6 Linear + the classifier
     assert report["quantized_ops"]["DequantizeLinear"] == 3  # word, position and segment embeddings
     assert report["recipe"] == {"onnx_bytes": report["onnx_int8_bytes"], "cpu_only": True}
     assert (logits(quantized) - logits(model)).abs().max() < 0.05
     assert not any(p.requires_grad for p in quantized.parameters())
+
+
+def test_reduce_range_auto_is_on_for_x86_cpus_without_vnni_only() -> None:
+    assert saturating_int8_kernels("x86_64", {"avx2", "fma"})  # VPMADDUBSW: 16-bit sums that saturate
+    assert not saturating_int8_kernels("x86_64", {"avx2", "avx512_vnni"})
+    assert not saturating_int8_kernels("AMD64", {"avx2", "avx_vnni"})
+    assert not saturating_int8_kernels("aarch64", {"asimd"})
+
+
+def test_an_explicit_reduce_range_is_kept(host: PluginHost) -> None:
+    build = host.registries.get("compressor", "onnx-int8").build
+    assert build({"reduce_range": False}).reduce_range is False and build({"reduce_range": True}).reduce_range is True
 
 
 def test_the_saved_model_reloads_with_identical_outputs(host: PluginHost, base: tuple[torch.nn.Module, Any],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from hone.spec.loading import load_spec
 
 from tests.reproducible import reproducible
 
-from tests.runs import ner_spec, write_spec
+from tests.runs import InterruptAt, ner_spec, write_spec
 
 TEACHER = {"type": "train", "name": "teacher", "epochs": 1, "batch_size": 8, "logging_steps": 1,
            "optimizer": {"name": "adamw", "lr": 3e-3}}
@@ -102,17 +101,6 @@ def test_hidden_distillation_into_a_narrower_student_trains_its_projection(tmp_p
 
     saved = load_file(str(run_dir / "model" / "model.safetensors"))
     assert not any("projection" in k for k in saved)  # the projection helps training; it is not part of the student
-
-
-class InterruptAt:
-    """Sends the run a Ctrl-C once ``stage`` reaches optimizer step ``step``."""
-
-    def __init__(self, stage: str, step: int) -> None:
-        self.stage, self.step = stage, step
-
-    def on_step_end(self, event: str, data: dict[str, Any]) -> None:
-        if data["stage"] == self.stage and data["step"] == self.step:
-            signal.raise_signal(signal.SIGINT)
 
 
 def _losses(run_dir: Path) -> dict[tuple[str, int], float]:

@@ -14,7 +14,7 @@ from hone.run.events import read_events
 from hone.run.runner import run
 from hone.spec.loading import load_spec
 
-from tests.runs import NER_SAMPLE, ner_spec, write_spec
+from tests.runs import NER_SAMPLE, ner_spec, predict, write_spec
 
 QA = [("john smith lives in", "paris"), ("mary was in", "london"), ("the company is in", "new york"),
       ("he said the film was", "good"), ("she said the movie was", "bad"), ("reuters said they will", "rejects")]
@@ -44,14 +44,6 @@ def causal_spec(model: Path, train: Path, validation: Path, **stage: Any) -> dic
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def predict(run_dir: Path, records: list[dict], capsys: pytest.CaptureFixture[str], *options: str) -> list[dict]:
-    path = run_dir.parent / "input.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    capsys.readouterr()
-    assert main(["predict", str(run_dir), "--input", str(path), *options]) == 0
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,9 @@ import pytest
 from hone.cli import main
 from hone.run.events import read_events
 
-from tests.runs import REPO, ner_spec, write_spec
+from tests.runs import REPO, ner_spec, predict, write_spec
 
 SENTIMENT = REPO / "examples" / "data" / "sentiment-sample.tsv"
-
-
-def predict(run_dir: Path, records: list[dict], capsys: pytest.CaptureFixture[str], *options: str) -> list[dict]:
-    path = run_dir.parent / "input.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    capsys.readouterr()
-    assert main(["predict", str(run_dir), "--input", str(path), *options]) == 0
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
 def test_sequence_classification_from_one_file_split_by_ratio(tmp_path: Path, tiny_bert: Path, capsys: pytest.CaptureFixture[str]) -> None:
