@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import platform
 import tempfile
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from hone.components import CompressionContext
+from hone.run.devices import cpu_flags
 from hone_plugins.exporters.onnx import OnnxExportError, check_model, check_onnx, default_batches, exporting, to_onnx
 from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel, onnx_model_class
 
@@ -37,12 +39,25 @@ def _without_preprocessing_advice() -> Iterator[None]:
         root.removeFilter(drop)
 
 
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+"""/proc/cpuinfo flags of x86 int8 dot-product units (VPDPBUSD, AMX), which do not saturate."""
+
+
+def saturating_int8_kernels(machine: str | None = None, flags: set[str] | None = None) -> bool:
+    """Whether ONNX Runtime's u8s8 int8 matrix products may saturate here: an x86 CPU without VNNI, where they use
+    VPMADDUBSW, whose 16-bit sums overflow (ONNX Runtime's quantization docs advise ``reduce_range`` there)."""
+    machine = (machine or platform.machine()).lower()
+    flags = cpu_flags() if flags is None else flags
+    return machine in ("x86_64", "amd64", "i686", "x86") and flags is not None and not flags & set(VNNI_FLAGS)
+
+
 class OnnxInt8:
     """int8 weights (MatMul, and embedding Gathers if asked), activations quantized per batch, run by ONNX Runtime."""
 
-    def __init__(self, per_channel: bool = True, reduce_range: bool = False, embeddings: bool = True,
+    def __init__(self, per_channel: bool = True, reduce_range: bool | str = "auto", embeddings: bool = True,
                  opset: int = 20, atol: float = 1e-4) -> None:
-        self.per_channel, self.reduce_range, self.embeddings = per_channel, reduce_range, embeddings
+        self.per_channel, self.embeddings = per_channel, embeddings
+        self.reduce_range = saturating_int8_kernels() if reduce_range == "auto" else bool(reduce_range)
         self.opset, self.atol = opset, atol
 
     def compress(self, model: torch.nn.Module, context: CompressionContext | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
