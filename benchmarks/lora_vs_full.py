@@ -37,6 +37,8 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {  # key (for --only): (row nam
                          {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "target_modules": QV, "dropout": 0.0}}),
     "lora-qkv-dropout0": ("LoRA r=8 (query, key, value), dropout 0",
                           {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "target_modules": QKV, "dropout": 0.0}}),
+    "dora-qv-dropout0": ("DoRA r=8 (query, value), dropout 0",
+                         {"optimizer": LORA_OPTIMIZER, "adapter": {**LORA, "name": "dora", "target_modules": QV, "dropout": 0.0}}),
 }
 DEFAULT = ("full", "lora")
 
@@ -101,8 +103,8 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CONFIGS), action="append",
                         help=f"run this configuration (repeatable; default: {', '.join(DEFAULT)})")
     parser.add_argument("--keep", type=Path, help="keep the run directories in this (new) folder")
-    parser.add_argument("--lora-lr", type=float, default=LORA_OPTIMIZER["lr"], help="the LoRA rows' learning rate")
-    parser.add_argument("--lora-r", type=int, default=LORA["r"], help="the LoRA rows' rank (alpha: twice the rank)")
+    parser.add_argument("--lora-lr", type=float, default=LORA_OPTIMIZER["lr"], help="the adapter rows' (LoRA, DoRA) learning rate")
+    parser.add_argument("--lora-r", type=int, default=LORA["r"], help="the adapter rows' rank (alpha: twice the rank)")
     args = parser.parse_args()
     require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
     with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK) else None) as tmp:
