@@ -16,7 +16,6 @@ from hone.run.rundir import EVENTS, METRICS, SPEC, STATE
 from hone.run.results import scalars
 from hone.spec.models import SPLITS
 
-REPORT_KEYS = ("entity_report", "classification_report")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
