@@ -1,11 +1,12 @@
 """Compression side by side on CoNLL-2003 test, from a fine-tuned MiniLM run directory: entity F1, its
 change, CPU inference speed (sentences/s at batch 32 and batch 1) and speed-up, size on disk, parameters.
 
-Rows: the fp32 teacher; dynamic int8; 50% magnitude pruning + recovery fine-tune; structured pruning
-(attention heads and FFN neurons) + recovery; optionally a 3-layer student (`--student`, from
-`distillation.py`); and an accuracy-budget run (the most FFN pruning within `--max-drop` F1 points).
-Each compressed row is one `hone run` from the teacher's model; every figure is measured on the
-model as `hone predict` reloads it.
+Rows: the fp32 teacher; the teacher under bf16 autocast; dynamic int8 (torch.ao); torchao int8 weight-only;
+ONNX Runtime fp32 (an `export` stage) and int8 (`onnx-int8`); 50% magnitude pruning + recovery fine-tune;
+structured pruning (attention heads and FFN neurons) + recovery; Wanda 50% and 2:4 + recovery; optionally a
+3-layer student (`--student`, from `distillation.py`); and an accuracy-budget run (the most FFN pruning within
+`--max-drop` F1 points). Each compressed row is one `hone run` from the teacher's model; every figure is
+measured on the model as `hone predict` (or `hone predict --runtime onnxruntime`) reloads it.
 
     .venv/bin/python benchmarks/compression.py --teacher RUN_DIR [--out DIR] [--limit N] [--student] [--only TEXT]
 """
@@ -24,6 +25,8 @@ from common import table
 
 BATCHES = {32: 512, 1: 128}  # batch size -> test sentences timed
 ROUNDS = 3  # timing passes over every model in turn; the best of them counts
+BF16 = "bf16 autocast (teacher)"
+ONNX_FP32 = "ONNX Runtime fp32 (export stage)"
 
 
 def recovery(args: argparse.Namespace) -> dict[str, Any]:
@@ -39,12 +42,19 @@ def recovery(args: argparse.Namespace) -> dict[str, Any]:
 def compressed_rows(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Label -> the stages of its run."""
     return {
-        "dynamic int8": [{"type": "compress", "name": "int8", "compressor": "dynamic-int8"}],
+        "dynamic int8 (torch.ao)": [{"type": "compress", "name": "int8", "compressor": "dynamic-int8"}],
+        "int8 weight-only (torchao)": [{"type": "compress", "name": "int8", "compressor": "int8-weight-only"}],
+        ONNX_FP32: [{"type": "export", "name": "onnx", "exporter": "onnx"}],
+        "ONNX Runtime int8": [{"type": "compress", "name": "int8", "compressor": "onnx-int8"}],
         "50% magnitude + recovery": [
             {"type": "compress", "name": "prune", "compressor": {"name": "magnitude", "sparsity": 0.5}}, recovery(args)],
         f"structured {args.heads:.0%} heads, {args.ffn:.0%} FFN + recovery": [
             {"type": "compress", "name": "prune",
              "compressor": {"name": "structured", "heads_fraction": args.heads, "ffn_fraction": args.ffn}}, recovery(args)],
+        "Wanda 50% + recovery": [
+            {"type": "compress", "name": "prune", "compressor": {"name": "wanda", "sparsity": 0.5}}, recovery(args)],
+        "Wanda 2:4 + recovery": [
+            {"type": "compress", "name": "prune", "compressor": {"name": "wanda", "n_m": [2, 4]}}, recovery(args)],
         # the 3-layer student row comes from distillation.py (--student), see student_row() below
         f"budget: most FFN pruning within {args.max_drop} F1 points": [
             {"type": "compress", "name": "budget", "compressor": {"name": "structured", "heads_fraction": 0.0},
@@ -55,31 +65,38 @@ def compressed_rows(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]
 
 def run_spec(teacher: Path, stages: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     saved = yaml.safe_load((teacher / "spec.yaml").read_text())  # resolved: absolute data paths
+    # the runs train as hone's default does (bf16 on AMX); every row is measured in fp32 (bf16 row: autocast)
     return {"name": "compression-bench", "seed": args.seed, "model": str(teacher / "model"), "device": "cpu",
-            "precision": "fp32", "task": saved["task"], "data": {**saved["data"], "limit": args.limit}, "stages": stages}
+            "precision": "auto", "task": saved["task"], "data": {**saved["data"], "limit": args.limit}, "stages": stages}
 
 
-def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Test entity F1, size and a forward-pass timer (``_speed``) of a saved model, as `hone predict` loads it."""
+def measure(model_dir: Path, host: Any, args: argparse.Namespace, precision: str = "fp32",
+            export: Path | None = None) -> dict[str, Any]:
+    """Test entity F1, size and a forward-pass timer (``_speed``) of a saved model, as `hone predict` loads it
+    (under ``precision``'s autocast), or of the run's ONNX ``export`` served by ONNX Runtime."""
     import torch
-    from hone.run.devices import model_inputs
-    from hone_plugins.commands.predict import load_predictor
+    from hone.run.devices import autocast, model_inputs
+    from hone_plugins.commands.predict import load_predictor, load_runtime_predictor
+    from hone_plugins.runtimes.onnxruntime import OnnxRuntimeModel
     from hone_plugins.stages.evaluation import compute_metrics, predict_split
     from hone_plugins.stages.sizes import model_report
 
-    task, model, tokenizer, labels = load_predictor(str(model_dir), host, device="cpu")
+    if export is not None:
+        task, model, tokenizer, labels = load_runtime_predictor(str(export), host, "onnxruntime")
+    else:
+        task, model, tokenizer, labels = load_predictor(str(model_dir), host, device="cpu")
     saved = yaml.safe_load((model_dir.parent / "spec.yaml").read_text())
     reader = host.registries.get("reader", saved["data"]["reader"]["name"]).build(
         {k: v for k, v in saved["data"]["reader"].items() if k != "name"})
     features = task.encode(reader.read(Path(saved["data"]["test"]))[: args.limit], tokenizer, labels)
-    ctx = argparse.Namespace(model=model, task=task, tokenizer=tokenizer, labels=labels, device=torch.device("cpu"), precision="fp32")
+    ctx = argparse.Namespace(model=model, task=task, tokenizer=tokenizer, labels=labels, device=torch.device("cpu"), precision=precision)
     _, output = predict_split(ctx, features, 64)
     f1 = compute_metrics([("entity-f1", host.registries.get("metric", "entity-f1").build({}))], output)["entity_f1"]
 
     def sentences_per_s(batch_size: int, count: int) -> float:
         chosen = features[:count]
         batches = [task.collate(chosen[i : i + batch_size], tokenizer) for i in range(0, len(chosen), batch_size)]
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(torch.device("cpu"), precision):
             for batch in batches[:8]:  # warm-up: one-off kernel creation and allocation per shape
                 model(**model_inputs(batch))
             start = time.perf_counter()
@@ -87,9 +104,11 @@ def measure(model_dir: Path, host: Any, args: argparse.Namespace) -> dict[str, A
                 model(**model_inputs(batch))
         return len(chosen) / (time.perf_counter() - start)
 
-    report = model_report(model, layers=False)
-    return {"f1": f1, "size_mb": sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) / 1e6,
-            "parameters": report["parameters"], "nonzero": report["nonzero"], "_speed": sentences_per_s}
+    # an ONNX graph's parameter is its serialized bytes: the table gives such rows the teacher's counts
+    report = {} if isinstance(model, OnnxRuntimeModel) else model_report(model, layers=False)
+    files = export.glob("*.onnx*") if export is not None else model_dir.glob("*.safetensors")
+    return {"f1": f1, "size_mb": sum(p.stat().st_size for p in files) / 1e6,
+            "parameters": report.get("parameters"), "nonzero": report.get("nonzero"), "_speed": sentences_per_s}
 
 
 def time_in_turns(rows: dict[str, dict[str, Any]]) -> None:
@@ -115,7 +134,7 @@ def distil(args: argparse.Namespace, host: Any) -> None:
     import distillation
 
     options = argparse.Namespace(teacher=args.teacher, layers=args.student_layers, epochs=args.student_epochs, batch_size=32, lr=1e-4, alpha=0.5,
-                                 temperature=2.0, precision="fp32", seed=args.seed, limit=args.limit, data=args.data)
+                                 temperature=2.0, precision="auto", seed=args.seed, limit=args.limit, data=args.data)
     distillation.student_row(args.teacher, args.out / "student", options, host)
 
 
@@ -166,7 +185,7 @@ def main() -> None:
         if not (out / "model" / "hone.json").exists():  # a finished row is reused
             spec = spec_model(host.registries).model_validate(run_spec(args.teacher, stages, args), context={"registries": host.registries})
             run(spec, host, out=out)
-        row = measure(out / "model", host, args)
+        row = measure(out / "model", host, args, export=out / "export" / "onnx" if label == ONNX_FP32 else None)
         if budget := json.loads((out / "metrics.json").read_text()).get("budget", {}).get("budget"):
             row["chosen"] = f"ffn_fraction {budget['chosen']} ({len(budget['tried'])} tried)"
         return row
@@ -175,6 +194,8 @@ def main() -> None:
         return not args.only or any(text.lower() in label.lower() for text in args.only)
 
     rows = {"fp32 (teacher)": timed("fp32", lambda: measure(args.teacher / "model", host, args))}
+    if wanted(BF16):
+        rows[BF16] = timed("bf16", lambda: measure(args.teacher / "model", host, args, precision="bf16"))
     student = f"student: teacher layers {args.student_layers} (distilled)"
     for number, (label, stages) in enumerate(compressed_rows(args).items()):
         if label.startswith("budget") and args.student and wanted(student):
@@ -188,6 +209,8 @@ def main() -> None:
     base = rows["fp32 (teacher)"]
     lines = []
     for label, r in rows.items():
+        if r.get("parameters") is None and "error" not in r:  # an ONNX graph of the teacher's network
+            r = {**r, "parameters": base["parameters"], "nonzero": base["nonzero"]}
         if "error" in r:
             lines.append([label, r["error"][:160], "-", "-", "-", "-", "-", "-", "-"])
             continue

@@ -52,10 +52,10 @@ class Precision(NamedTuple):
 def pick_precisions(name: str, device: torch.device, units: Sequence[str] | None = None) -> Precision:
     """Training and evaluation precision for ``precision: name``; ``units``: the CPU's bf16 units (default: detected).
 
-    ``auto``: bf16 on GPUs that support it, else fp16; on a CPU with AMX fp32 for training and bf16 autocast for
-    evaluation (1.9x fp32 on an AMX Xeon at the same CoNLL F1; bf16 training waits for its F1 to be measured:
-    benchmarks/precision.py); fp32 on other CPUs, avx512_bf16 alone included (bf16 inference measured 1.0x fp32 on an
-    AMD EPYC with avx512_bf16: no gain to pay for with bf16's rounding), and on MPS.
+    ``auto``: bf16 on GPUs that support it, else fp16; bf16 autocast on a CPU with AMX (measured on an AMX Xeon,
+    benchmarks/precision.py: training 1.35x and inference 1.74x fp32 at the same CoNLL F1); fp32 on other CPUs,
+    avx512_bf16 alone included (bf16 inference measured 1.0x fp32 on an AMD EPYC with avx512_bf16: no gain to pay
+    for with bf16's rounding), and on MPS.
     An explicit name is used for both."""
     if name != "auto":
         if name in ("bf16", "fp16") and device.type == "cpu" and not (cpu_bf16_units() if units is None else units):
@@ -67,7 +67,7 @@ def pick_precisions(name: str, device: torch.device, units: Sequence[str] | None
         half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return Precision(half, half)
     if device.type == "cpu" and "amx_bf16" in (cpu_bf16_units() if units is None else units):
-        return Precision("fp32", "bf16")
+        return Precision("bf16", "bf16")
     return Precision("fp32", "fp32")
 
 

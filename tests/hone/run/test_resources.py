@@ -70,16 +70,16 @@ def test_torchs_own_checks_decide_where_it_has_them(tmp_path: Path, monkeypatch:
 @pytest.mark.parametrize(("units", "expected"), [
     ([], Precision("fp32", "fp32")),
     (["avx512_bf16"], Precision("fp32", "fp32")),  # AMD Zen 4: bf16 inference measured no faster than fp32
-    (["amx_bf16", "avx512_bf16"], Precision("fp32", "bf16")),
+    (["amx_bf16", "avx512_bf16"], Precision("bf16", "bf16")),
 ])
-def test_auto_on_a_cpu_trains_in_fp32_and_evaluates_in_bf16_only_with_amx(
+def test_auto_on_a_cpu_is_bf16_only_with_amx(
         units: list[str], expected: Precision) -> None:
     assert pick_precisions("auto", CPU, units) == expected
 
 
 def test_auto_follows_the_detected_units(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("hone.run.devices.cpu_bf16_units", lambda: ["amx_bf16"])
-    assert pick_precisions("auto", CPU) == Precision("fp32", "bf16") and pick_precisions("auto", CPU).train == "fp32"
+    assert pick_precisions("auto", CPU) == Precision("bf16", "bf16")
     monkeypatch.setattr("hone.run.devices.cpu_bf16_units", lambda: [])
     assert pick_precisions("auto", CPU) == Precision("fp32", "fp32")
 
