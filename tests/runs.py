@@ -15,18 +15,19 @@ from tests.conftest import REPO
 NER_SAMPLE = REPO / "examples" / "data" / "ner-sample"
 
 
+def ner_data(**options: Any) -> dict[str, Any]:
+    """The data section of the shipped NER sample (``options``: e.g. ``limit``)."""
+    return {"reader": "conll", "train": str(NER_SAMPLE / "train.txt"), "validation": str(NER_SAMPLE / "valid.txt"),
+            "test": str(NER_SAMPLE / "test.txt"), **options}
+
+
 def ner_spec(model_dir: Path, **overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": "tiny-ner",
         "seed": 7,
         "model": str(model_dir),
         "task": {"name": "token-classification", "max_length": 48},
-        "data": {
-            "reader": "conll",
-            "train": str(NER_SAMPLE / "train.txt"),
-            "validation": str(NER_SAMPLE / "valid.txt"),
-            "test": str(NER_SAMPLE / "test.txt"),
-        },
+        "data": ner_data(),
         "stages": [
             {"type": "train", "name": "head", "epochs": 1, "batch_size": 8, "train_only": ["classifier.*"],
              "optimizer": {"name": "adamw", "lr": 1e-2}, "logging_steps": 1},

@@ -8,34 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.runs import NER_SAMPLE
+from tests.runs import ner_data, ner_spec
+from tests.runs import write_spec as write_run_spec
 
 
 def search_spec(model_dir: Path, search: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": "tiny-search",
-        "seed": 7,
-        "model": str(model_dir),
-        "task": {"name": "token-classification", "max_length": 32},
-        "data": {"reader": "conll", "train": str(NER_SAMPLE / "train.txt"), "validation": str(NER_SAMPLE / "valid.txt"),
-                 "test": str(NER_SAMPLE / "test.txt"), "limit": 16},
-        "stages": [
-            {"type": "train", "name": "all", "epochs": 1, "batch_size": 8, "logging_steps": 1,
-             "optimizer": {"name": "adamw", "lr": 3e-3}},
-            {"type": "evaluate", "name": "test", "split": "test", "metrics": ["accuracy"]},
-        ],
-        "search": search,
-    }
-    spec.update(overrides)
-    return spec
+    stages = [{"type": "train", "name": "all", "epochs": 1, "batch_size": 8, "logging_steps": 1,
+               "optimizer": {"name": "adamw", "lr": 3e-3}},
+              {"type": "evaluate", "name": "test", "split": "test", "metrics": ["accuracy"]}]
+    return ner_spec(model_dir, name="tiny-search", task={"name": "token-classification", "max_length": 32},
+                    data=ner_data(limit=16), stages=stages, search=search, **overrides)
 
 
 def write_spec(directory: Path, spec: dict[str, Any], name: str = "search.yaml") -> Path:
-    path = directory / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+    return write_run_spec(directory, spec, name)
 
 
 def hone_env(tmp_path: Path) -> dict[str, str]:

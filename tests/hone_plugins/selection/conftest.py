@@ -8,23 +8,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.runs import NER_SAMPLE
+from tests.runs import ner_data, ner_spec
 
 
 def selection_spec(model_dir: Path, selection: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": "tiny-selection",
-        "seed": 7,
-        "model": str(model_dir),
-        "task": {"name": "token-classification", "max_length": 32},
-        "data": {"reader": "conll", "train": str(NER_SAMPLE / "train.txt"), "validation": str(NER_SAMPLE / "valid.txt"),
-                 "test": str(NER_SAMPLE / "test.txt"), "limit": 16},
-        "stages": [
-            {"type": "train", "name": "all", "epochs": 1, "batch_size": 8, "optimizer": {"name": "adamw", "lr": 3e-3}},
-            {"type": "evaluate", "name": "test", "split": "test", "metrics": ["entity-f1", "accuracy"]},
-        ],
-        "selection": selection,
-    }
+    stages = [{"type": "train", "name": "all", "epochs": 1, "batch_size": 8, "optimizer": {"name": "adamw", "lr": 3e-3}},
+              {"type": "evaluate", "name": "test", "split": "test", "metrics": ["entity-f1", "accuracy"]}]
+    return ner_spec(model_dir, name="tiny-selection", task={"name": "token-classification", "max_length": 32},
+                    data=ner_data(limit=16), stages=stages, selection=selection)
 
 
 def two_candidates(model_dir: Path, **objective: Any) -> dict[str, Any]:
