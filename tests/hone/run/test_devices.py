@@ -17,7 +17,8 @@ def _cpu_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
 
 
-def test_auto_is_fp32_on_cpu() -> None:
+def test_auto_is_fp32_on_a_cpu_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hone.run.devices.cpu_bf16_units", lambda: ["avx512_bf16"])
     assert pick_precisions("auto", CPU).train == "fp32"
 
 

@@ -17,8 +17,8 @@ def search_spec(model_dir: Path, search: dict[str, Any], **overrides: Any) -> di
     stages = [{"type": "train", "name": "all", "epochs": 1, "batch_size": 8, "logging_steps": 1,
                "optimizer": {"name": "adamw", "lr": 3e-3}},
               {"type": "evaluate", "name": "test", "split": "test", "metrics": ["accuracy"]}]
-    return ner_spec(model_dir, name="tiny-search", task={"name": "token-classification", "max_length": 32},
-                    data=ner_data(limit=16), stages=stages, search=search, **overrides)
+    return ner_spec(model_dir, **{"name": "tiny-search", "task": {"name": "token-classification", "max_length": 32},
+                                  "data": ner_data(limit=16), "stages": stages, "search": search, **overrides})
 
 
 def write_spec(directory: Path, spec: dict[str, Any], name: str = "search.yaml") -> Path:

@@ -271,7 +271,7 @@ def test_the_compression_benchmark_runs_on_a_few_sentences(tmp_path: Path, tiny_
     result = subprocess.run(command, cwd=benchmarks, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "bench" / "rows.json").read_text())
-    assert len(rows) == 5 and list(rows)[0] == "fp32 (teacher)"
+    assert len(rows) == 11 and list(rows)[0] == "fp32 (teacher)"
     assert not [r["error"] for r in rows.values() if "error" in r]
     assert "| fp32 (teacher) | " in result.stdout and "speed-up b32 / b1" in result.stdout
 
