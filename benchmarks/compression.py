@@ -5,10 +5,11 @@ Rows: the fp32 teacher; the teacher under bf16 autocast; dynamic int8 (torch.ao)
 ONNX Runtime fp32 (an `export` stage) and int8 (`onnx-int8`); 50% magnitude pruning + recovery fine-tune;
 structured pruning (attention heads and FFN neurons) + recovery; Wanda 50% and 2:4 + recovery; optionally a
 3-layer student (`--student`, from `distillation.py`); and an accuracy-budget run (the most FFN pruning within
-`--max-drop` F1 points). Each compressed row is one `hone run` from the teacher's model; every figure is
-measured on the model as `hone predict` (or `hone predict --runtime onnxruntime`) reloads it.
+`--max-drop` F1 points); with `--combine`, the structured, budget and student models under bf16 autocast too.
+Each compressed row is one `hone run` from the teacher's model; every figure is measured on the model as
+`hone predict` (or `hone predict --runtime onnxruntime`) reloads it.
 
-    .venv/bin/python benchmarks/compression.py --teacher RUN_DIR [--out DIR] [--limit N] [--student] [--only TEXT]
+    .venv/bin/python benchmarks/compression.py --teacher RUN_DIR [--out DIR] [--limit N] [--student] [--combine] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ BATCHES = {32: 512, 1: 128}  # batch size -> test sentences timed
 ROUNDS = 3  # timing passes over every model in turn; the best of them counts
 BF16 = "bf16 autocast (teacher)"
 ONNX_FP32 = "ONNX Runtime fp32 (export stage)"
+COMBINED = ("structured", "budget")  # --combine: these rows (and the student) are measured under bf16 autocast too
 
 
 def recovery(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,11 +124,11 @@ def time_in_turns(rows: dict[str, dict[str, Any]]) -> None:
                 rows[label][key] = max(rows[label].get(key, 0.0), speed(batch_size, count))
 
 
-def student_row(args: argparse.Namespace, host: Any) -> dict[str, Any]:
+def student_row(args: argparse.Namespace, host: Any, precision: str = "fp32") -> dict[str, Any]:
     """The student distilled from the teacher (distillation.py's run), measured like the other rows."""
     if not (args.out / "student" / "model" / "hone.json").exists():  # a finished student is reused
         distil(args, host)
-    return measure(args.out / "student" / "model", host, args)
+    return measure(args.out / "student" / "model", host, args, precision)
 
 
 def distil(args: argparse.Namespace, host: Any) -> None:
@@ -166,6 +168,8 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=6)
     parser.add_argument("--data", type=Path, default=None, help="CoNLL folder for the student row (default: the teacher's)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--combine", action="store_true",
+                        help="also measure the structured, budget and student models under bf16 autocast")
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="measure only the rows whose label contains TEXT (repeatable; the teacher row always runs)")
     args = parser.parse_args()
@@ -181,11 +185,11 @@ def main() -> None:
     quiet_transformers()
     host = load_plugins()
 
-    def compressed(label: str, stages: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    def compressed(label: str, stages: list[dict[str, Any]], out: Path, precision: str = "fp32") -> dict[str, Any]:
         if not (out / "model" / "hone.json").exists():  # a finished row is reused
             spec = spec_model(host.registries).model_validate(run_spec(args.teacher, stages, args), context={"registries": host.registries})
             run(spec, host, out=out)
-        row = measure(out / "model", host, args, export=out / "export" / "onnx" if label == ONNX_FP32 else None)
+        row = measure(out / "model", host, args, precision, export=out / "export" / "onnx" if label == ONNX_FP32 else None)
         if budget := json.loads((out / "metrics.json").read_text()).get("budget", {}).get("budget"):
             row["chosen"] = f"ffn_fraction {budget['chosen']} ({len(budget['tried'])} tried)"
         return row
@@ -200,9 +204,14 @@ def main() -> None:
     for number, (label, stages) in enumerate(compressed_rows(args).items()):
         if label.startswith("budget") and args.student and wanted(student):
             rows[student] = timed("student", lambda: student_row(args, host))
+            if args.combine:
+                rows[f"{student} + bf16 autocast"] = timed("student bf16", lambda: student_row(args, host, "bf16"))
         if not wanted(label):
             continue
         rows[label] = timed(label, lambda label=label, stages=stages, n=number: compressed(label, stages, args.out / f"row{n}"))
+        if args.combine and label.startswith(COMBINED):
+            rows[f"{label} + bf16 autocast"] = timed(f"{label} bf16", lambda label=label, stages=stages, n=number:
+                                                     compressed(label, stages, args.out / f"row{n}", "bf16"))
     time_in_turns(rows)
     (args.out / "rows.json").write_text(json.dumps(rows, indent=2))
 

@@ -17,9 +17,6 @@ from hone_plugins.report.rundata import (
     environment, eval_series, evaluations, final_evaluation, model_size, stage_boundaries, stage_timings, step_series, wall_seconds,
 )
 
-POINT_AXES = (("size_bytes", "size (MB)"), ("nonzero", "non-zero parameters"), ("sentences_per_s", "examples / s"))
-MEASURED = {"drop", "within_budget", "parameters", "nonzero", "size_bytes", "sentences_per_s"}
-
 
 def _image(blocks: list[Any], data: bytes | None, alt: str) -> None:
     if data:

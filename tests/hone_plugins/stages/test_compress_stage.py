@@ -266,12 +266,14 @@ def test_gradual_pruning_refuses_restoring_a_less_sparse_epoch(tmp_path: Path, t
 def test_the_compression_benchmark_runs_on_a_few_sentences(tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     teacher, _ = run_capturing(tmp_path, spec_with(tiny_bert, HEAD), monkeypatch, "teacher")
     benchmarks = REPO / "benchmarks"
-    command = [sys.executable, "compression.py", "--teacher", str(teacher), "--limit", "8", "--out", str(tmp_path / "bench")]
+    command = [sys.executable, "compression.py", "--teacher", str(teacher), "--limit", "8", "--out", str(tmp_path / "bench"), "--combine"]
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     result = subprocess.run(command, cwd=benchmarks, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "bench" / "rows.json").read_text())
-    assert len(rows) == 11 and list(rows)[0] == "fp32 (teacher)"
+    assert len(rows) == 13 and list(rows)[0] == "fp32 (teacher)"
+    assert [label for label in rows if label.endswith("+ bf16 autocast")] == [
+        "structured 50% heads, 50% FFN + recovery + bf16 autocast", "budget: most FFN pruning within 1.0 F1 points + bf16 autocast"]
     assert not [r["error"] for r in rows.values() if "error" in r]
     assert "| fp32 (teacher) | " in result.stdout and "speed-up b32 / b1" in result.stdout
 
