@@ -5,7 +5,7 @@ configuration on a CPU with native bf16); hone runs with `precision: auto` (bf16
 on other CPUs, see `pick_precisions`) and in the other of fp32 and bf16.
 Test entity F1 is computed the same way for all (hone's evaluation, seqeval conlleval mode).
 
-    .venv/bin/python benchmarks/hone_vs_trainer.py [--epochs 1] [--limit N] [--only hone,trainer]
+    .venv/bin/python benchmarks/hone_vs_trainer.py [--epochs 1] [--limit N] [--only trainer,hone | --only trainer-bf16,hone-auto ...]
 """
 
 from __future__ import annotations
@@ -106,23 +106,27 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--limit", type=int, default=None, help="first N sentences of each split (smoke test)")
-    parser.add_argument("--only", default="trainer,hone")
+    parser.add_argument("--only", default="trainer,hone", help="comma-separated: trainer, hone, or single rows "
+                        "(trainer-default, trainer-grouped, trainer-bf16, hone-auto, hone-other)")
     args = parser.parse_args()
     require_data("conll2003/train.txt", "conll2003/test.txt")
     data = prepare(args.limit)
     rows: list[list[Any]] = []
-    runs = []
-    if "trainer" in args.only:
-        runs += [("Trainer, random sampling", lambda: run_trainer(data, args, False)),
-                 ("Trainer, group_by_length", lambda: run_trainer(data, args, True)),
-                 ("Trainer, group_by_length, bf16=True", lambda: run_trainer(data, args, True, bf16=True))]
-    if "hone" in args.only:
-        auto = auto_training_precision()
-        other = "fp32" if auto == "bf16" else "bf16"  # the precision auto does not train in, for comparison
-        runs += [(f"hone, precision: auto (trains in {auto})", lambda: run_hone(data, args, "auto")),
-                 (f"hone, precision: {other}", lambda: run_hone(data, args, other))]
+    auto = auto_training_precision()
+    other = "fp32" if auto == "bf16" else "bf16"  # the precision auto does not train in, for comparison
+    runs = [("trainer-default", "Trainer, random sampling", lambda: run_trainer(data, args, False)),
+            ("trainer-grouped", "Trainer, group_by_length", lambda: run_trainer(data, args, True)),
+            ("trainer-bf16", "Trainer, group_by_length, bf16=True", lambda: run_trainer(data, args, True, bf16=True)),
+            ("hone-auto", f"hone, precision: auto (trains in {auto})", lambda: run_hone(data, args, "auto")),
+            ("hone-other", f"hone, precision: {other}", lambda: run_hone(data, args, other))]
+    chosen = {part.strip() for part in args.only.split(",")}
+    unknown = chosen - {key for key, _, _ in runs} - {"trainer", "hone"}
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; use trainer, hone or {', '.join(key for key, _, _ in runs)}")
     results = {}
-    for label, runner in runs:
+    for key, label, runner in runs:
+        if key not in chosen and key.split("-")[0] not in chosen:
+            continue
         start = time.perf_counter()
         seconds, f1 = runner()
         results[label] = (seconds, f1)
