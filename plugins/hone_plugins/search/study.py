@@ -252,8 +252,9 @@ def work(search: Search, index: int = 0, on_trial_end: Callable[[Any], None] = l
     config = search.spec.search
     sampler = make_sampler(search.spec, search.host, search.space)
     study = open_study(search, sampler, search.host.build("pruner", config.pruner))
-    if index > 0 or study.get_trials(deepcopy=False):
-        # same seed, same proposals: other workers and a restarted search draw afresh (a grid keeps its seeded order)
+    if index > 0 or not search.local or study.get_trials(deepcopy=False):
+        # same seed, same proposals: other workers, a restarted search and every machine of a shared study (two that
+        # start together each see it empty) draw afresh (a grid keeps its seeded order)
         sampler.reseed_rng()
     deadline = time.monotonic() + config.timeout if config.timeout else None
     objective = Objective(search, study, config.trials, say)
