@@ -89,10 +89,13 @@ def measure(name: str, train: dict[str, Any], limit: int, epochs: int, root: Pat
             if (out / "adapter" / "train").exists() else None, "model_mb": size(out / "model") / 1e6}
 
 
-def lora_settings(name: str, train: dict[str, Any], lr: float, r: int) -> tuple[str, dict[str, Any]]:
+def lora_settings(name: str, train: dict[str, Any], lr: float, r: int, bias: str,
+                  checkpointing: bool) -> tuple[str, dict[str, Any]]:
     """A LoRA row at learning rate ``lr`` and rank ``r`` (alpha 2r, the ratio of the default r 8, alpha 16)."""
-    return name.replace(f"r={LORA['r']}", f"r={r}"), {**train, "optimizer": {**train["optimizer"], "lr": lr},
-                                                       "adapter": {**train["adapter"], "r": r, "alpha": 2 * r}}
+    name = name.replace(f"r={LORA['r']}", f"r={r}") + (f", bias {bias}" if bias != "none" else "") \
+        + (", gradient checkpointing" if checkpointing else "")
+    return name, {**train, "optimizer": {**train["optimizer"], "lr": lr}, "gradient_checkpointing": checkpointing,
+                  "adapter": {**train["adapter"], "r": r, "alpha": 2 * r, "bias": bias}}
 
 
 def main() -> None:
@@ -105,12 +108,17 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the run directories in this (new) folder")
     parser.add_argument("--lora-lr", type=float, default=LORA_OPTIMIZER["lr"], help="the adapter rows' (LoRA, DoRA) learning rate")
     parser.add_argument("--lora-r", type=int, default=LORA["r"], help="the adapter rows' rank (alpha: twice the rank)")
+    parser.add_argument("--lora-bias", choices=["none", "all", "lora_only"], default="none",
+                        help="the adapter rows' trained biases (peft's bias: all = every bias of the model)")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="the adapter rows recompute activations in the backward pass (full fine-tuning never does)")
     args = parser.parse_args()
     require_data("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
     with tempfile.TemporaryDirectory(dir=REPO.parent if os.access(REPO.parent, os.W_OK) else None) as tmp:
         root = Path(tmp) if args.keep is None else args.keep
         root.mkdir(parents=True, exist_ok=True)
-        configs = {key: lora_settings(name, train, args.lora_lr, args.lora_r) if "adapter" in train else (name, train)
+        configs = {key: lora_settings(name, train, args.lora_lr, args.lora_r, args.lora_bias,
+                                              args.gradient_checkpointing) if "adapter" in train else (name, train)
                    for key, (name, train) in CONFIGS.items()}
         rows = [measure(*configs[key], args.limit, args.epochs, root) for key in args.only or DEFAULT]
     print(f"CPU: {cpu_description()}; CoNLL-2003, {args.limit} sentences of each split, {args.epochs} epochs, batch 32, fp32, "
