@@ -115,6 +115,7 @@ def check_checkpointing(model: Any, stage: str) -> None:
 
 
 def is_checkpointing(model: Any) -> bool:
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft's wrapper forwards the old name
     name = "is_activation_checkpointing" if hasattr(type(model), "is_activation_checkpointing") else "is_gradient_checkpointing"
     return bool(getattr(model, name, False))
 
