@@ -50,7 +50,8 @@ class Callback(Protocol):
 
 
 class Task(Protocol):
-    """A kind of problem: loading a model for it, encoding data, loss, decoding; optional ``model_labels``, ``generate``, ``label_shift``."""
+    """A kind of problem: loading a model for it, encoding data, loss, decoding; optional ``model_labels``, ``generate``,
+    ``label_shift``, ``loss_scope(model, batch)`` (a context the training loss's forward runs in)."""
 
     default_metrics: Sequence[str]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,8 +75,11 @@ class RunContext:
         return forward(model, batch, self.device, self.precision, **flags)
 
     def loss(self, model: Any, batch: dict[str, Any], label_smoothing: float = 0.0) -> torch.Tensor:
-        """The task's loss on the model's outputs for a batch."""
-        return self.task.loss(self.forward(model, batch), batch, label_smoothing)
+        """The task's loss on the model's outputs for a batch, the forward inside the task's ``loss_scope`` if it has one."""
+        scope = getattr(self.task, "loss_scope", None)
+        with scope(unwrap(model), batch) if scope is not None else nullcontext():
+            outputs = self.forward(model, batch)
+        return self.task.loss(outputs, batch, label_smoothing)
 
 
 def unwrap(model: Any) -> Any:

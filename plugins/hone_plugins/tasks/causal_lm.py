@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from hone_plugins.tasks import chat, common, lm_data
+from hone_plugins.tasks.label_logits import logits_at_labels, shifted_pairs
 from hone_plugins.tasks.generation import GenerationParams, PostprocessParams, generate_texts, postprocess
 from hone_plugins.tasks.packing import isolation_problem, pack
 
@@ -96,12 +98,14 @@ class CausalLM:
             return pack(features, tokenizer, self.max_length)
         return common.collate(features, tokenizer)
 
+    def loss_scope(self, model: Any, batch: Mapping[str, Any]) -> AbstractContextManager[None]:
+        """The training loss's forward computes logits at the labelled positions only (the answers, with
+        completion-only loss): the vocabulary projection of prompts and padding is skipped."""
+        return logits_at_labels(model, batch["labels"], self.label_shift)
+
     def loss(self, outputs: Any, batch: Mapping[str, Any], label_smoothing: float = 0.0) -> torch.Tensor:
-        logits = outputs.logits[:, :-1].float()
-        labels = batch["labels"][:, 1:].to(logits.device)
-        return F.cross_entropy(
-            logits.flatten(0, 1), labels.flatten(), ignore_index=common.IGNORE_INDEX, label_smoothing=label_smoothing
-        )
+        logits, labels = shifted_pairs(outputs.logits, batch["labels"].to(outputs.logits.device), self.label_shift)
+        return F.cross_entropy(logits.float(), labels, ignore_index=common.IGNORE_INDEX, label_smoothing=label_smoothing)
 
     def decode(
         self, outputs: Any, batch: Mapping[str, Any], labels: list[str]
