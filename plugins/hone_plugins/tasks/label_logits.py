@@ -12,14 +12,8 @@ from typing import Any
 
 import torch
 
+from hone_plugins.distillers import shifted_left
 from hone_plugins.tasks.common import IGNORE_INDEX
-
-
-def labelled_positions(labels: torch.Tensor, shift: int) -> torch.Tensor:
-    """(batch, length) booleans: the positions whose logits predict a label (the label ``shift`` positions later)."""
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, : labels.shape[1] - shift] = labels[:, shift:] != IGNORE_INDEX
-    return keep
 
 
 @contextmanager
@@ -31,7 +25,7 @@ def logits_at_labels(model: Any, labels: torch.Tensor, shift: int) -> Iterator[N
     if not isinstance(head, torch.nn.Module):
         yield
         return
-    keep = labelled_positions(labels, shift)
+    keep = shifted_left(labels != IGNORE_INDEX, shift)  # the positions whose logits predict a label
 
     def select(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         hidden = args[0] if args else None
