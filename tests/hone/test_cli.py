@@ -235,3 +235,44 @@ def test_plugins_dir_option_applies_to_validate(tmp_path: Path, capsys: pytest.C
     )
     path = write_spec(tmp_path, VALID.replace("[entity-f1, accuracy]", "[top-k]"))
     assert main(["--plugins-dir", str(plugins), "validate", str(path)]) == 0, capsys.readouterr().err
+
+
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+HUGE_PAGE_FLAGS = """\
+import contextlib, io, sys
+from hone.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["plugins"])
+import torch
+tensor = torch.empty(4 * 2**20, dtype=torch.uint8)
+address, inside = tensor.data_ptr(), False
+for line in open("/proc/self/smaps"):
+    head = line.split()[0]
+    if "-" in head and not head.endswith(":"):
+        start, end = (int(part, 16) for part in head.split("-"))
+        inside = start <= address < end
+    elif inside and line.startswith("VmFlags:"):
+        print(line.split()[1:])
+"""
+
+
+def test_the_command_sets_torchs_huge_page_switch_unless_the_user_has(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    plugins_json(capsys)
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    plugins_json(capsys)
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+@pytest.mark.skipif(not THP_SETTING.exists() or "[never]" in (THP_SETTING.read_text() if THP_SETTING.exists() else ""),
+                    reason="needs Linux with transparent huge pages")
+@pytest.mark.parametrize(("user_value", "advised"), [(None, True), ("0", False)])
+def test_torch_advises_huge_pages_for_large_tensors_after_the_command_ran(
+        tmp_path: Path, user_value: str | None, advised: bool) -> None:
+    env = {k: v for k, v in subprocess_env(tmp_path).items() if k != "THP_MEM_ALLOC_ENABLE"}
+    env |= {"THP_MEM_ALLOC_ENABLE": user_value} if user_value else {}
+    done = subprocess.run([sys.executable, "-c", HUGE_PAGE_FLAGS], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert ("'hg'" in done.stdout) is advised, done.stdout  # hg: madvise(MADV_HUGEPAGE) on the tensor's mapping
