@@ -40,6 +40,17 @@ def spec_for(example: str, limit: int, epochs: int, lr: float | None = None,
     return spec
 
 
+def distill_spec(teacher: Path, limit: int, epochs: int) -> dict[str, Any]:
+    """The instruction recipe with its train stage replaced by a distill stage: a student of the teacher's layers 0, 2
+    and 4 (embeddings and LM head copied) trained on the teacher's answer-token logits (alpha 0.5, T 2)."""
+    spec = spec_for("sst2-instruction.yaml", limit, epochs)
+    train = spec["stages"][0]
+    spec["name"], spec["model"] = spec["name"] + "-distill", str(teacher / "model")
+    spec["stages"][0] = {**{k: v for k, v in train.items() if k != "type"}, "type": "distill", "teacher": str(teacher),
+                         "student": {"layers": [0, 2, 4]}, "distiller": {"name": "logits", "alpha": 0.5, "temperature": 2.0}}
+    return spec
+
+
 def run(spec: dict[str, Any], out: Path) -> tuple[Path, float, float]:
     """The run directory, wall seconds and peak RSS (GB) of ``hone run`` on ``spec``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -58,17 +69,35 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--decoder-lr", type=float, help="the full decoder's learning rate (default: the recipe's)")
     parser.add_argument("--lora-lr", type=float, default=LORA_LR)
-    parser.add_argument("--only", choices=["head", "full", "lora"], action="append", help="some rows only (repeatable)")
+    parser.add_argument("--lora-r", type=int, default=LORA["r"], help="the LoRA row's rank (alpha: twice the rank)")
+    parser.add_argument("--lora-targets", default=",".join(LORA["target_modules"]),
+                        help="the LoRA row's target modules, comma-separated (e.g. query,key,value,dense)")
+    parser.add_argument("--lora-dropout", type=float, default=LORA["dropout"], help="the LoRA row's dropout")
+    parser.add_argument("--lora-bias", choices=["none", "all", "lora_only"], default="none",
+                        help="the LoRA row's trained biases (peft's bias: all = every bias of the model)")
+    parser.add_argument("--only", choices=["head", "full", "lora", "distill"], action="append",
+                        help="some rows only (repeatable; distill needs --teacher)")
+    parser.add_argument("--teacher", type=Path, help="a finished decoder run (e.g. the full row's): the distill row's teacher")
     parser.add_argument("--out", type=Path, default=Path(f"/tmp/hone-bench/sst2-instruction-{int(time.time())}"))
     args = parser.parse_args()
     require_data("sst2/train.tsv", "sst2/dev.tsv")
+    targets = args.lora_targets.split(",")
+    lora = {**LORA, "r": args.lora_r, "alpha": 2 * args.lora_r, "target_modules": targets, "bias": args.lora_bias,
+            "dropout": args.lora_dropout}
+    lora_name = f"LoRA r={args.lora_r} {'/'.join(targets)}" + (f", bias {args.lora_bias}" if args.lora_bias != "none" else "") \
+        + (f", dropout {args.lora_dropout:g}" if args.lora_dropout != LORA["dropout"] else "")
     configs = {
         "head": ("classification head (sequence-classification)", "accuracy", spec_for("sst2.yaml", args.limit, args.epochs)),
         "full": (f"decoder, full fine-tuning (causal-lm, lr {args.decoder_lr or 1e-4:g})", "exact_match",
                  spec_for("sst2-instruction.yaml", args.limit, args.epochs, args.decoder_lr)),
-        "lora": (f"decoder, LoRA r=8 query/value + LM-head transform (causal-lm, lr {args.lora_lr:g})", "exact_match",
-                 spec_for("sst2-instruction.yaml", args.limit, args.epochs, args.lora_lr, LORA)),
+        "lora": (f"decoder, {lora_name} + LM-head transform (causal-lm, lr {args.lora_lr:g})", "exact_match",
+                 spec_for("sst2-instruction.yaml", args.limit, args.epochs, args.lora_lr, lora)),
     }
+    if args.teacher is not None:
+        configs["distill"] = ("decoder, 3-layer student distilled from --teacher (logits on the answer tokens, lr 1e-4)",
+                              "exact_match", distill_spec(args.teacher, args.limit, args.epochs))
+    elif args.only and "distill" in args.only:
+        parser.error("--only distill needs --teacher RUN_DIR")
     rows = []
     for key, (label, metric, spec) in configs.items():
         if args.only and key not in args.only:
