@@ -158,6 +158,7 @@ class LogitsDistiller:
 
     needs_hidden_states = False
     needs_attentions = False
+    compact_logits = True  # reads logits through token_mask: the answer positions' alone, (1, N, vocab), do as well
 
     def __init__(self, alpha: float, temperature: float, teacher_weights: Sequence[float] | None = None,
                  loss: str = "forward-kl", beta: float = 0.5) -> None:

@@ -74,12 +74,16 @@ class RunContext:
 
         return forward(model, batch, self.device, self.precision, **flags)
 
-    def loss(self, model: Any, batch: dict[str, Any], label_smoothing: float = 0.0) -> torch.Tensor:
-        """The task's loss on the model's outputs for a batch, the forward inside the task's ``loss_scope`` if it has one."""
+    def loss_forward(self, model: Any, batch: dict[str, Any], **flags: Any) -> Any:
+        """The outputs a training loss reads, the forward inside the task's ``loss_scope`` if it has one (a causal LM:
+        logits at the labelled positions only)."""
         scope = getattr(self.task, "loss_scope", None)
         with scope(unwrap(model), batch) if scope is not None else nullcontext():
-            outputs = self.forward(model, batch)
-        return self.task.loss(outputs, batch, label_smoothing)
+            return self.forward(model, batch, **flags)
+
+    def loss(self, model: Any, batch: dict[str, Any], label_smoothing: float = 0.0) -> torch.Tensor:
+        """The task's loss on the model's outputs for a batch (:meth:`loss_forward`)."""
+        return self.task.loss(self.loss_forward(model, batch), batch, label_smoothing)
 
 
 def unwrap(model: Any) -> Any:

@@ -159,11 +159,14 @@ def distill_loss(ctx: RunContext, stage: DistillStage, distiller: Any, teachers:
 
     shift = int(getattr(ctx.task, "label_shift", 0) or 0)  # causal LMs: the logits at t predict labels[t + 1]
 
+    # a distiller that takes compact logits gets a causal LM's at the answer positions only, the teachers' and the student's
+    forward = ctx.loss_forward if getattr(distiller, "compact_logits", False) else ctx.forward
+
     def loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         with torch.inference_mode():
-            teacher_outputs = [ctx.forward(teacher, batch, **flags) for teacher in teachers]
+            teacher_outputs = [forward(teacher, batch, **flags) for teacher in teachers]
         teacher_outputs = [detached(o) for o in teacher_outputs]  # ordinary tensors, outside inference mode
-        outputs = ctx.forward(model, batch, **flags)
+        outputs = forward(model, batch, **flags)
         task_loss = ctx.task.loss(outputs, batch, stage.label_smoothing)
         return distiller.loss(outputs, teacher_outputs, {**batch, "_label_shift": shift} if shift else batch, task_loss)
 

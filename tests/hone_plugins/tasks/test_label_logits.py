@@ -93,3 +93,72 @@ def test_the_run_context_runs_the_training_loss_inside_the_tasks_scope() -> None
     seen.clear()
     ctx.loss(ctx.model, {"x": torch.ones(2)})
     assert seen == ["forward", "loss"]
+
+
+@pytest.mark.parametrize("distiller_name", ["logits", "hidden"])
+def test_distilling_a_causal_lm_projects_only_the_answer_positions_with_the_same_loss(
+        distiller_name: str, tiny_gpt2_bpe: Any) -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from hone.run.context import RunContext
+    from hone_plugins.stages.distill import distill_loss
+
+    task = build(max_length=32)
+    teacher, tokenizer = task.load(str(tiny_gpt2_bpe), [])
+    student, _ = task.load(str(tiny_gpt2_bpe), [])
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in student.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)  # a student that disagrees with its teacher
+    teacher.eval(), student.eval()
+    batch = task.collate(task.encode(RECORDS, tokenizer, []), tokenizer)
+    registries = load_plugins(warn=False).registries
+    params = {"alpha": 0.5} | ({"beta": 0.1} if distiller_name == "hidden" else {"loss": "reverse-kl"})
+    distiller = registries.get("distiller", distiller_name).build(params)
+    distiller.prepare(student, [teacher])
+    ctx = RunContext(spec=None, host=None, run_dir=None, task=task, model=student, tokenizer=tokenizer,  # type: ignore[arg-type]
+                     labels=[], features={}, device=torch.device("cpu"), precision="fp32", events=None,  # type: ignore[arg-type]
+                     checkpoints=None, progress=None)
+    rows: list[int] = []
+    hooks = [m.get_output_embeddings().register_forward_hook(lambda _, args, out: rows.append(out.shape[:2]))
+             for m in (teacher, student)]
+    scoped = distill_loss(ctx, SimpleNamespace(label_smoothing=0.0), distiller, [teacher])(student, batch)  # type: ignore[arg-type]
+    for hook in hooks:
+        hook.remove()
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    assert rows == [(1, labelled), (1, labelled)]  # teacher, then student: the answer positions only
+    flags = {"output_hidden_states": True} if distiller.needs_hidden_states else {}
+    with torch.no_grad():
+        teacher_outputs = teacher(**inputs(batch), **flags)
+    outputs = student(**inputs(batch), **flags)
+    full = distiller.loss(outputs, [teacher_outputs], {**batch, "_label_shift": 1}, task.loss(outputs, batch))
+    torch.testing.assert_close(scoped, full, rtol=1e-5, atol=1e-6)
+
+
+def test_a_distiller_that_does_not_take_compact_logits_gets_every_positions(tiny_gpt2_bpe: Any) -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from hone.run.context import RunContext
+    from hone_plugins.stages.distill import distill_loss
+
+    task = build(max_length=32)
+    model, tokenizer = task.load(str(tiny_gpt2_bpe), [])
+    batch = task.collate(task.encode(RECORDS, tokenizer, []), tokenizer)
+    seen: list[Any] = []
+
+    class ThirdParty:  # written against the distiller contract before compact logits existed
+        needs_hidden_states = needs_attentions = False
+
+        def loss(self, outputs: Any, teacher_outputs: Any, batch: Any, task_loss: Any) -> Any:
+            seen.extend([outputs.logits.shape[:2], teacher_outputs[0].logits.shape[:2]])
+            return task_loss
+
+    ctx = RunContext(spec=None, host=None, run_dir=None, task=task, model=model, tokenizer=tokenizer,  # type: ignore[arg-type]
+                     labels=[], features={}, device=torch.device("cpu"), precision="fp32", events=None,  # type: ignore[arg-type]
+                     checkpoints=None, progress=None)
+    distill_loss(ctx, SimpleNamespace(label_smoothing=0.0), ThirdParty(), [model])(model, batch)  # type: ignore[arg-type]
+    assert seen == [batch["labels"].shape, batch["labels"].shape]
