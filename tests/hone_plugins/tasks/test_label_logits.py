@@ -20,6 +20,17 @@ def build(**params: Any) -> Any:
     return load_plugins(warn=False).registries.get("task", "causal-lm").build(params)
 
 
+def cpu_context(task: Any, model: Any, tokenizer: Any) -> Any:
+    """A run context of just a task and a model on the CPU, at fp32: what the loss and distillation paths read."""
+    import torch
+
+    from hone.run.context import RunContext
+
+    return RunContext(spec=None, host=None, run_dir=None, task=task, model=model, tokenizer=tokenizer,  # type: ignore[arg-type]
+                      labels=[], features={}, device=torch.device("cpu"), precision="fp32", events=None,  # type: ignore[arg-type]
+                      checkpoints=None, progress=None)
+
+
 def loss_and_grads(task: Any, model: Any, batch: dict[str, Any], scoped: bool) -> tuple[Any, Any, dict[str, Any]]:
     from contextlib import nullcontext
 
@@ -68,7 +79,6 @@ def test_the_run_context_runs_the_training_loss_inside_the_tasks_scope() -> None
 
     import torch
 
-    from hone.run.context import RunContext
 
     seen: list[str] = []
 
@@ -84,9 +94,7 @@ def test_the_run_context_runs_the_training_loss_inside_the_tasks_scope() -> None
             return SimpleNamespace(value=x.sum())
 
     task = SimpleNamespace(loss_scope=scope, loss=lambda outputs, batch, smoothing: seen.append("loss") or outputs.value)
-    ctx = RunContext(spec=None, host=None, run_dir=None, task=task, model=Model(), tokenizer=None,  # type: ignore[arg-type]
-                     labels=[], features={}, device=torch.device("cpu"), precision="fp32", events=None,  # type: ignore[arg-type]
-                     checkpoints=None, progress=None)
+    ctx = cpu_context(task, Model(), None)
     assert float(ctx.loss(ctx.model, {"x": torch.ones(2), "labels": torch.ones(2)})) == 2.0
     assert seen == ["enter", "forward", "exit", "loss"]
     del task.loss_scope  # a task without one: the forward runs as it is
@@ -102,7 +110,6 @@ def test_distilling_a_causal_lm_projects_only_the_answer_positions_with_the_same
 
     import torch
 
-    from hone.run.context import RunContext
     from hone_plugins.stages.distill import distill_loss
 
     task = build(max_length=32)
@@ -118,9 +125,7 @@ def test_distilling_a_causal_lm_projects_only_the_answer_positions_with_the_same
     params = {"alpha": 0.5} | ({"beta": 0.1} if distiller_name == "hidden" else {"loss": "reverse-kl"})
     distiller = registries.get("distiller", distiller_name).build(params)
     distiller.prepare(student, [teacher])
-    ctx = RunContext(spec=None, host=None, run_dir=None, task=task, model=student, tokenizer=tokenizer,  # type: ignore[arg-type]
-                     labels=[], features={}, device=torch.device("cpu"), precision="fp32", events=None,  # type: ignore[arg-type]
-                     checkpoints=None, progress=None)
+    ctx = cpu_context(task, student, tokenizer)
     rows: list[int] = []
     hooks = [m.get_output_embeddings().register_forward_hook(lambda _, args, out: rows.append(out.shape[:2]))
              for m in (teacher, student)]
@@ -140,9 +145,7 @@ def test_distilling_a_causal_lm_projects_only_the_answer_positions_with_the_same
 def test_a_distiller_that_does_not_take_compact_logits_gets_every_positions(tiny_gpt2_bpe: Any) -> None:
     from types import SimpleNamespace
 
-    import torch
 
-    from hone.run.context import RunContext
     from hone_plugins.stages.distill import distill_loss
 
     task = build(max_length=32)
@@ -157,8 +160,6 @@ def test_a_distiller_that_does_not_take_compact_logits_gets_every_positions(tiny
             seen.extend([outputs.logits.shape[:2], teacher_outputs[0].logits.shape[:2]])
             return task_loss
 
-    ctx = RunContext(spec=None, host=None, run_dir=None, task=task, model=model, tokenizer=tokenizer,  # type: ignore[arg-type]
-                     labels=[], features={}, device=torch.device("cpu"), precision="fp32", events=None,  # type: ignore[arg-type]
-                     checkpoints=None, progress=None)
+    ctx = cpu_context(task, model, tokenizer)
     distill_loss(ctx, SimpleNamespace(label_smoothing=0.0), ThirdParty(), [model])(model, batch)  # type: ignore[arg-type]
     assert seen == [batch["labels"].shape, batch["labels"].shape]
